@@ -1,0 +1,1 @@
+"""Thin Typer command-line layer over the avslkit package: one module per command."""

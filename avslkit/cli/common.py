@@ -1,0 +1,46 @@
+"""Helpers shared by the command modules: error reporting and common option types."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Any, Callable, TypeVar
+
+import typer
+
+from avslkit.config import ConfigError
+from avslkit.errors import AvslError
+from avslkit.utils.console import stderr_console
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print a one-line error on stderr and exit with `code`."""
+    stderr_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def user_errors(func: F) -> F:
+    """Turn AvslError/ConfigError/FileNotFoundError/KeyboardInterrupt into one-line errors."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except AvslError as exc:
+            fail(str(exc), exc.exit_code)
+        except ConfigError as exc:
+            fail(str(exc), 2)
+        except FileNotFoundError as exc:
+            name = exc.filename or str(exc)
+            fail(f"file not found: {name} (check the path)")
+        except KeyboardInterrupt:
+            stderr_console.print("[yellow]interrupted[/]: completed work is kept on disk; re-run the same command to resume")
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def not_yet(command: str, issue: str) -> None:
+    fail(f"'avslkit {command}' is not implemented yet (tracked in the {issue} issue)", 2)

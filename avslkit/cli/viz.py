@@ -1,0 +1,20 @@
+"""`avslkit viz` (placeholder until the visualisation issue lands)."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from avslkit.cli.common import not_yet
+
+
+def command(
+    ctx: typer.Context,
+    args: Optional[List[str]] = typer.Argument(None, help="Arguments (not yet implemented)."),
+) -> None:
+    """Not yet implemented (exit code 2).
+
+    Example: avslkit viz --help
+    """
+    not_yet("viz", "visualisation")

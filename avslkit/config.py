@@ -1,0 +1,126 @@
+"""Layered configuration: packaged defaults → user YAML (`--config`) → `--set key.sub=value`.
+
+Like DINOv2's config utilities: every run resolves one plain nested dict, rejects keys the defaults
+do not define (naming the offending key), and saves the resolved result beside its outputs.
+"""
+
+from __future__ import annotations
+
+import copy
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from avslkit.utils.io import atomic_write_text
+
+
+class ConfigError(ValueError):
+    """A configuration key or value the user must fix."""
+
+
+def packaged_config(name: str) -> dict[str, Any]:
+    """Load a YAML file shipped inside `avslkit/configs/` (e.g. "preprocess", "methods/slavc")."""
+    ref = resources.files("avslkit").joinpath("configs", f"{name}.yaml")
+    if not ref.is_file():
+        available = ", ".join(list_packaged_configs())
+        raise ConfigError(f"no packaged config named '{name}' (available: {available})")
+    return yaml.safe_load(ref.read_text()) or {}
+
+
+def list_packaged_configs() -> list[str]:
+    """Names of every packaged config, e.g. ['methods/slavc', 'preprocess', ...]."""
+    root = resources.files("avslkit").joinpath("configs")
+    names: list[str] = []
+
+    def walk(node: Any, prefix: str) -> None:
+        for child in node.iterdir():
+            if child.is_dir():
+                walk(child, f"{prefix}{child.name}/")
+            elif child.name.endswith(".yaml"):
+                names.append(prefix + child.name[: -len(".yaml")])
+
+    walk(root, "")
+    return sorted(names)
+
+
+def merge(base: Mapping[str, Any], override: Mapping[str, Any], *, strict: bool = True, _path: str = "") -> dict[str, Any]:
+    """Recursively merge `override` into a copy of `base`; unknown keys raise when `strict`."""
+    out = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        dotted = f"{_path}{key}"
+        if strict and key not in out:
+            known = ", ".join(sorted(map(str, out))) or "none"
+            raise ConfigError(f"unknown config key '{dotted}' (known at this level: {known})")
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value, strict=strict, _path=f"{dotted}.")
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_override(item: str) -> dict[str, Any]:
+    """Turn `a.b.c=value` into {'a': {'b': {'c': value}}}; the value is parsed as YAML."""
+    if "=" not in item:
+        raise ConfigError(f"--set expects key.sub=value, got '{item}'")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"--set expects key.sub=value, got '{item}'")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() != "" else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {item}: cannot parse value ({exc})") from exc
+    node: dict[str, Any] = {}
+    cursor = node
+    parts = key.split(".")
+    for part in parts[:-1]:
+        cursor[part] = {}
+        cursor = cursor[part]
+    cursor[parts[-1]] = value
+    return node
+
+
+def load_config(
+    defaults: str | Iterable[str] | Mapping[str, Any],
+    user_file: str | Path | None = None,
+    overrides: Iterable[str] = (),
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Resolve a config: packaged defaults (names or a dict), then a user YAML, then `--set` items.
+
+    `extra` holds values set by dedicated CLI flags (e.g. `--epochs`); it is applied last but before
+    `--set`, so `--set` always wins.
+    """
+    if isinstance(defaults, Mapping):
+        cfg = copy.deepcopy(dict(defaults))
+    else:
+        names = [defaults] if isinstance(defaults, str) else list(defaults)
+        cfg = {}
+        for name in names:
+            cfg = merge(cfg, packaged_config(name), strict=False)
+    if user_file is not None:
+        path = Path(user_file)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path} (pass an existing YAML file to --config)")
+        try:
+            user = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+        if not isinstance(user, Mapping):
+            raise ConfigError(f"{path}: top level must be a mapping of keys to values")
+        try:
+            cfg = merge(cfg, user)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+    if extra:
+        cfg = merge(cfg, {k: v for k, v in extra.items() if v is not None})
+    for item in overrides:
+        cfg = merge(cfg, parse_override(item))
+    return cfg
+
+
+def save_config(cfg: Mapping[str, Any], path: str | Path) -> None:
+    """Write the resolved config as YAML, atomically."""
+    atomic_write_text(path, yaml.safe_dump(dict(cfg), sort_keys=False))

@@ -1,0 +1,1 @@
+"""Data: HDF5 clip stores, preprocessing, audio features, annotations, transforms, datasets."""

@@ -1,0 +1,1 @@
+"""Models: backbones, heads, OGL and method models, built through registries."""
