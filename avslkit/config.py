@@ -7,6 +7,7 @@ do not define (naming the offending key), and saves the resolved result beside i
 from __future__ import annotations
 
 import copy
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -14,6 +15,29 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from avslkit.utils.io import atomic_write_text
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads `1e-4` as a float (PyYAML follows YAML 1.1, which needs `1.0e-4`)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def yaml_load(text: str) -> Any:
+    """Parse YAML with the config loader (scientific notation without a dot is a float)."""
+    return yaml.load(text, Loader=_Loader)
 
 
 class ConfigError(ValueError):
@@ -26,7 +50,7 @@ def packaged_config(name: str) -> dict[str, Any]:
     if not ref.is_file():
         available = ", ".join(list_packaged_configs())
         raise ConfigError(f"no packaged config named '{name}' (available: {available})")
-    return yaml.safe_load(ref.read_text()) or {}
+    return yaml_load(ref.read_text()) or {}
 
 
 def list_packaged_configs() -> list[str]:
@@ -69,7 +93,7 @@ def parse_override(item: str) -> dict[str, Any]:
     if not key:
         raise ConfigError(f"--set expects key.sub=value, got '{item}'")
     try:
-        value = yaml.safe_load(raw) if raw.strip() != "" else ""
+        value = yaml_load(raw) if raw.strip() != "" else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"--set {item}: cannot parse value ({exc})") from exc
     node: dict[str, Any] = {}
@@ -105,7 +129,7 @@ def load_config(
         if not path.is_file():
             raise ConfigError(f"config file not found: {path} (pass an existing YAML file to --config)")
         try:
-            user = yaml.safe_load(path.read_text()) or {}
+            user = yaml_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
         if not isinstance(user, Mapping):

@@ -121,10 +121,9 @@ class _ClipWriter:
         g["sample_rate"][a:b] = np.array([r.sample_rate for r in records], dtype="i4")
         g["height"][a:b] = np.array([r.height for r in records], dtype="i4")
         g["width"][a:b] = np.array([r.width for r in records], dtype="i4")
-        frames = np.empty(len(records), dtype=object)
-        for i, r in enumerate(records):
-            frames[i] = np.frombuffer(r.frame_jpeg, dtype=np.uint8)
-        g["frame"][a:b] = frames
+        frame_ds = g["frame"]
+        for i, r in enumerate(records):  # element-wise: h5py would broadcast equal-length arrays to 2-D
+            frame_ds[a + i] = np.frombuffer(r.frame_jpeg, dtype=np.uint8)
         audio = np.stack([np.asarray(r.audio, dtype=np.int16) for r in records])
         if audio.shape[1] != self.audio_samples:
             raise ValueError(f"audio window has {audio.shape[1]} samples, store expects {self.audio_samples}")
