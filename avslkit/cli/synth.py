@@ -1,16 +1,56 @@
-"""`avslkit synth` (placeholder, being implemented)."""
+"""`avslkit synth OUT_DIR`: generate a synthetic audio-visual benchmark of real mp4 clips."""
 
 from __future__ import annotations
 
-from typing import List, Optional
+from pathlib import Path
+from typing import Optional, Tuple
 
 import typer
 
-from avslkit.cli.common import not_yet
+from avslkit.cli.common import user_errors
+from avslkit.synth.generate import SynthOptions, generate
+
+_D = SynthOptions()
 
 
+@user_errors
 def command(
-    args: Optional[List[str]] = typer.Argument(None, help="Arguments (not yet implemented)."),
+    out_dir: Path = typer.Argument(..., help="Output folder (created; re-running with the same options resumes)."),
+    clips: int = typer.Option(_D.n_clips, "--clips", "-n", help="Number of clips."),
+    classes: int = typer.Option(_D.n_classes, "--classes", help="Number of procedural object classes (1-60); ignored with --objects."),
+    size: int = typer.Option(_D.size, "--size", help="Frame side in pixels (square frames)."),
+    width: Optional[int] = typer.Option(None, "--width", help="Frame width (overrides --size)."),
+    height: Optional[int] = typer.Option(None, "--height", help="Frame height (overrides --size)."),
+    duration: float = typer.Option(_D.duration, "--duration", help="Clip length in seconds."),
+    fps: int = typer.Option(_D.fps, "--fps", help="Frames per second."),
+    sample_rate: int = typer.Option(_D.sample_rate, "--sample-rate", help="Audio sample rate written in the AAC stream."),
+    seed: int = typer.Option(_D.seed, "--seed", help="Random seed; the same seed gives the same benchmark."),
+    offscreen: float = typer.Option(_D.offscreen_fraction, "--offscreen", help="Fraction of clips whose sound source is not drawn (real negatives)."),
+    size_range: Tuple[float, float] = typer.Option(_D.size_range, "--size-range", help="Object size range LO HI (longest side / shorter frame side; log-uniform)."),
+    test_fraction: float = typer.Option(_D.test_fraction, "--test-fraction", help="Fraction of clips in the test split."),
+    objects: Optional[Path] = typer.Option(None, "--objects", help="Folder of RGBA cut-outs + sounds: DIR/<class>/*.png + *.wav, or DIR/<class>.png + <class>.wav."),
+    time_jitter: float = typer.Option(_D.time_jitter, "--time-jitter", help="Annotated time drawn uniformly within +-SECONDS of the clip middle (0: the middle)."),
+    max_objects: int = typer.Option(_D.max_objects, "--max-objects", help="Most objects drawn per clip."),
+    loudness_range: Tuple[float, float] = typer.Option(_D.loudness_range, "--loudness-range", help="Source loudness range LO HI (RMS dBFS)."),
+    snr_range: Tuple[float, float] = typer.Option(_D.snr_range, "--snr-range", help="Source-to-ambient-noise ratio range LO HI (dB)."),
+    camera_jitter: float = typer.Option(_D.camera_jitter, "--camera-jitter", help="Camera shake amplitude (fraction of the shorter side; 0 = steady)."),
+    workers: int = typer.Option(_D.workers, "--workers", "-j", help="Parallel encoding processes."),
 ) -> None:
-    """Not yet implemented (exit code 2)."""
-    not_yet("synth", "foundation")
+    """Generate a toy AV source-localisation benchmark: mp4 clips (H.264 + AAC) of 1-3 textured objects,
+    one of which (or none: off-screen negatives) makes its class's sound, plus VGG-SS-style annotations
+    (annotations.json, test.csv, train.txt, timestamps.csv, offscreen.txt, metadata.csv).
+
+    Example: avslkit synth toy/ --clips 40 --size 112 --duration 4
+    """
+    summary = generate(
+        out_dir, n_clips=clips, n_classes=classes, size=size, width=width, height=height, duration=duration, fps=fps,
+        sample_rate=sample_rate, seed=seed, offscreen_fraction=offscreen, size_range=size_range,
+        test_fraction=test_fraction, objects_dir=str(objects) if objects else None, time_jitter=time_jitter,
+        max_objects=max_objects, loudness_range=loudness_range, snr_range=snr_range, camera_jitter=camera_jitter,
+        workers=workers,
+    )
+    typer.echo(
+        f"{summary.out_dir}: {summary.n_clips} clips ({summary.n_train} train, {summary.n_test} test; "
+        f"{summary.n_onscreen} visible sources, {summary.n_offscreen} off-screen) of {len(summary.classes)} classes; "
+        f"{summary.n_generated} encoded, {summary.n_skipped} already present"
+    )
