@@ -1,20 +1,55 @@
-"""`avslkit eval` (placeholder until the evaluation issue lands)."""
+"""`avslkit eval`: the published localisation protocol on score maps, a baseline or a checkpoint."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from avslkit.cli.common import not_yet
+from avslkit.cli.common import user_errors
 
 
+@user_errors
 def command(
-    ctx: typer.Context,
-    args: Optional[List[str]] = typer.Argument(None, help="Arguments (not yet implemented)."),
+    checkpoint: Optional[Path] = typer.Argument(None, help="Run directory or checkpoint (needs the training methods)."),
+    maps: Optional[Path] = typer.Option(None, "--maps", help="MAPS.npz: 'names' (N,) and 'maps' (N,H,W) absolute score maps; negatives named '<video>__<audio>'."),
+    annotations: Optional[Path] = typer.Option(None, "--annotations", help="vggss.json or Flickr XML directory."),
+    test_list: Optional[Path] = typer.Option(None, "--test-list", help="Positives (csv/txt id list)."),
+    test: Optional[Path] = typer.Option(None, "--test", help="Test store (frames for OGL/checkpoints, recorded extended set)."),
+    extended: bool = typer.Option(False, "--extended", help="Add the extended set recorded next to --test by extend-testset."),
+    extended_csv: Optional[Path] = typer.Option(None, "--extended-csv", help="Add the negatives of a SLAVC video,audio,label CSV."),
+    classes: Optional[Path] = typer.Option(None, "--classes", help="id,class CSV typing negatives as hard/easy when the annotations have no classes."),
+    ann_format: Optional[str] = typer.Option(None, "--ann-format", help="auto (default) | vggss | flickr."),
+    binarize: Optional[str] = typer.Option(None, "--binarize", help="relative (default) | fixed:T | lvs | absolute:T (no min-max)."),
+    gt: Optional[str] = typer.Option(None, "--gt", help="auto (default) | union | consensus."),
+    max_f1: Optional[str] = typer.Option(None, "--max-f1", help="published (default) | full (adds max_f1_full)."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="center | full | ogl pseudo-model."),
+    ogl_weights: Optional[str] = typer.Option(None, "--ogl-weights", help="ImageNet ResNet-18 state dict for --baseline ogl."),
+    skip_missing: bool = typer.Option(False, "--skip-missing", help="Evaluate only samples that have a map."),
+    device: Optional[str] = typer.Option(None, "--device", help="Device for OGL/checkpoints (default cpu)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="metrics.json path, default metrics.json (per-sample CSV and config beside it)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML overriding configs/eval.yaml."),
+    set_: List[str] = typer.Option([], "--set", help="key=value override (repeatable)."),
 ) -> None:
-    """Not yet implemented (exit code 2).
+    """Evaluate localisation maps with the published protocol (LocAcc, AUC, AP, max-F1, MSE).
 
-    Example: avslkit eval --help
+    Writes metrics.json, <out>.samples.csv and <out>.config.yaml; prints a table on stderr and the
+    metrics path on stdout. --extended uses the set recorded by 'avslkit extend-testset' for --test;
+    --extended-csv CSV uses a SLAVC *_plus_silent.csv instead.
+
+    Example: avslkit eval --maps maps.npz --annotations vggss.json --test-list vggss_test.csv --extended-csv vggss_test_plus_silent.csv --out metrics.json
     """
-    not_yet("eval", "evaluation")
+    from avslkit.config import load_config
+    from avslkit.evaluation.runner import run_evaluation
+
+    flags = {
+        "maps": maps, "checkpoint": checkpoint, "baseline": baseline, "annotations": annotations,
+        "ann_format": ann_format, "test_list": test_list, "test": test, "extended": extended or None,
+        "extended_csv": extended_csv, "classes": classes, "binarize": binarize, "gt": gt, "max_f1": max_f1,
+        "ogl_weights": ogl_weights, "skip_missing": skip_missing or None, "device": device, "out": out,
+    }
+    extra = {k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items() if v is not None}
+    cfg = load_config("eval", config, set_, extra)
+    run_evaluation(cfg)
+    typer.echo(str(cfg["out"]))

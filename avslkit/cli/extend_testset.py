@@ -1,20 +1,37 @@
-"""`avslkit extend-testset` (placeholder until the evaluation issue lands)."""
+"""`avslkit extend-testset`: record an extended (with negatives) test set beside a test store."""
 
 from __future__ import annotations
 
-from typing import List, Optional
+from pathlib import Path
+from typing import Optional
 
 import typer
 
-from avslkit.cli.common import not_yet
+from avslkit.cli.common import user_errors
 
 
+@user_errors
 def command(
-    ctx: typer.Context,
-    args: Optional[List[str]] = typer.Argument(None, help="Arguments (not yet implemented)."),
+    store: Path = typer.Argument(..., help="Test store written by 'avslkit preprocess'."),
+    annotations: Path = typer.Option(..., "--annotations", help="vggss.json or Flickr XML directory (positives and classes)."),
+    real_negatives: Optional[Path] = typer.Option(None, "--real-negatives", help="Clip ids whose sound source is not visible (e.g. synth's offscreen.txt)."),
+    hard_fraction: float = typer.Option(0.25, "--hard-fraction", help="Share of same-class pairs among automated negatives."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the pairing."),
+    classes: Optional[Path] = typer.Option(None, "--classes", help="id,class CSV overriding the annotation/store classes."),
+    ann_format: str = typer.Option("auto", "--ann-format", help="auto | vggss | flickr."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also export the SLAVC-format CSV here."),
 ) -> None:
-    """Not yet implemented (exit code 2).
+    """Add one non-sounding pair per positive (real, then 25% hard / 75% easy mismatches).
 
-    Example: avslkit extend-testset --help
+    Records STORE.extended.csv (SLAVC video,audio,label) and STORE.extended.json (types,
+    statistics, seed, provenance) next to the store; 'avslkit eval --test STORE --extended' uses
+    them. Prints the statistics as in Table 1 of the SLAVC paper.
+
+    Example: avslkit extend-testset toy/test.h5 --annotations toy/vggss.json --real-negatives toy/offscreen.txt
     """
-    not_yet("extend-testset", "evaluation")
+    from avslkit.evaluation.extended import extend_store, statistics_table
+    from avslkit.utils.console import stderr_console
+
+    result = extend_store(store, annotations, real_negatives, hard_fraction, seed, out, ann_format, classes)
+    stderr_console.print(statistics_table(store.name, result["statistics"]))
+    typer.echo(result["csv"])

@@ -1,0 +1,274 @@
+"""`avslkit eval`: score maps (a MAPS.npz, a baseline, or a checkpoint) → metrics.json + per-sample CSV.
+
+The per-sample step (upsampling, ground truth, cIoU, confidence, MSE) runs in chunks so memory stays
+bounded for 10k+ maps; every aggregate is computed once on the per-sample arrays.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from avslkit import __version__
+from avslkit.data.annotations import Annotations, gt_maps, read_annotations, read_extended_csv, read_id_list
+from avslkit.errors import AvslError, NotImplementedYet
+from avslkit.evaluation.baselines import BASELINES, MapSource, baseline_source
+from avslkit.evaluation.items import EvalItem, negative_items, positive_items, read_recorded_extended
+from avslkit.evaluation.protocol import summarize
+from avslkit.metrics.localization import AUC_THRESHOLDS, SIZE_BUCKETS, size_bucket
+from avslkit.metrics.maps import BINARIZERS, EVAL_SIZE, parse_binarize, upsample_maps
+from avslkit.metrics.samples import SampleStats, sample_stats
+from avslkit.utils.console import log
+from avslkit.utils.io import atomic_path, atomic_write_json
+
+
+# -- inputs -------------------------------------------------------------------------------------------
+def store_classes(store: str | Path | None) -> dict[str, str]:
+    """id → label from a store's label column (empty labels skipped)."""
+    if store is None:
+        return {}
+    from avslkit.data.store import Store
+
+    with Store(store) as s:
+        return {i: l for i, l in zip(s.ids, s.column("label")) if l}
+
+
+def all_classes(ann: Annotations, store: str | Path | None, classes_csv: str | Path | None) -> dict[str, str]:
+    """Clip classes: store labels, overridden by the annotations, overridden by an id,class CSV."""
+    from avslkit.data.annotations import read_class_list
+
+    extra = read_class_list(classes_csv) if classes_csv else {}
+    return {**store_classes(store), **ann.classes(), **extra}
+
+
+def resolve_items(ann: Annotations, test_list: str | Path | None, store: str | Path | None,
+                  extended: bool, extended_csv: str | Path | None, classes_csv: str | Path | None = None) -> list[EvalItem]:
+    """Positives (test list, else the store's annotated clips, else every annotated clip) + negatives."""
+    if test_list is not None:
+        ids = read_id_list(test_list)
+    elif store is not None:
+        from avslkit.data.store import Store
+
+        with Store(store) as s:
+            ids = [i for i in s.ids if i in ann]
+    else:
+        ids = list(ann)
+    missing = [i for i in ids if i not in ann]
+    if missing:
+        raise AvslError(f"{ann.path}: {len(missing)} test clip(s) have no annotation (e.g. '{missing[0]}'); "
+                        "pass the annotations that match the test list")
+    items = positive_items(ids)
+    if extended_csv is not None:
+        classes = all_classes(ann, store, classes_csv)
+        items += negative_items(read_extended_csv(extended_csv), classes)
+    elif extended:
+        if store is None:
+            raise AvslError("--extended without a CSV uses the set recorded with the test store: pass --test STORE.h5 "
+                            "(or --extended-csv CSV)")
+        pairs, types = read_recorded_extended(store)
+        classes = all_classes(ann, store, classes_csv)
+        items += negative_items(pairs, classes, types)
+    return items
+
+
+def load_maps_npz(path: str | Path) -> tuple[list[str], np.ndarray]:
+    """Read MAPS.npz: `names` (N,) str and `maps` (N, H, W) float absolute score maps."""
+    p = Path(path)
+    if not p.is_file():
+        raise AvslError(f"maps file not found: {p} (write an .npz with 'names' and 'maps' arrays)")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            if "names" not in z or "maps" not in z:
+                raise AvslError(f"{p}: needs arrays 'names' (N,) and 'maps' (N, H, W); found {sorted(z.files)}")
+            names = [str(n) for n in z["names"]]
+            maps = np.asarray(z["maps"])
+    except (ValueError, OSError) as exc:
+        raise AvslError(f"{p}: cannot read as .npz ({exc})") from exc
+    if maps.ndim != 3 or maps.shape[0] != len(names):
+        raise AvslError(f"{p}: 'maps' must be (N, H, W) with N = len(names) = {len(names)}; got {maps.shape}")
+    return names, maps
+
+
+def npz_source(names: Sequence[str], maps: np.ndarray, items: list[EvalItem], skip_missing: bool,
+               path: str = "MAPS.npz") -> tuple[MapSource, list[EvalItem]]:
+    """Map each item to its row of `maps`; missing names raise (or are dropped with skip_missing)."""
+    from avslkit.data.annotations import normalize_clip_id
+
+    index = {}
+    for k, n in enumerate(names):
+        index.setdefault(n, k)
+        if "__" not in n:
+            index.setdefault(normalize_clip_id(n), k)
+    missing = [it for it in items if it.name not in index]
+    if missing and not skip_missing:
+        raise AvslError(f"{path}: {len(missing)} of {len(items)} evaluated samples have no map (e.g. '{missing[0].name}'); "
+                        "negatives are named '<video>__<audio>'; pass --skip-missing to evaluate the available subset")
+    if missing:
+        log.warning("%d of %d samples have no map in %s and are skipped", len(missing), len(items), path)
+        items = [it for it in items if it.name in index]
+    rows = np.array([index[it.name] for it in items], dtype=np.int64)
+    return (lambda sel: maps[rows[sel]]), items
+
+
+def maps_from_checkpoint(ckpt: str | Path, store: str | Path, pairs: Sequence[EvalItem], device: str = "cpu",
+                         batch_size: int = 32) -> np.ndarray:
+    """Absolute score maps (N, h, w) of a trained model for (video, audio) pairs of a test store.
+
+    Seam for the training code: delegates to `avslkit.methods.predict_maps(ckpt, store, pairs,
+    device=, batch_size=)`, imported lazily.
+    """
+    try:
+        from avslkit import methods  # noqa: PLC0415
+        predict = getattr(methods, "predict_maps")
+    except (ImportError, AttributeError):
+        raise NotImplementedYet(
+            f"evaluating a checkpoint ({ckpt}) needs the training methods, which are not installed yet; "
+            "export maps to an .npz and use 'avslkit eval --maps MAPS.npz' meanwhile"
+        ) from None
+    return np.asarray(predict(ckpt, store, pairs, device=device, batch_size=batch_size))
+
+
+# -- per-sample statistics ------------------------------------------------------------------------------
+def compute_stats(items: Sequence[EvalItem], source: MapSource, ann: Annotations, binarize: str = "relative",
+                  gt_mode: str = "auto", chunk_size: int = 256, size: int = EVAL_SIZE) -> SampleStats:
+    """Per-sample cIoU / confidence / area / MSE, chunk by chunk (negatives have an all-zero GT)."""
+    from avslkit.utils.console import track
+
+    parse_binarize(binarize)
+    parts = []
+    starts = range(0, len(items), chunk_size)
+    for a in track(starts, "evaluating", total=len(starts)):
+        sel = np.arange(a, min(len(items), a + chunk_size))
+        maps = upsample_maps(np.asarray(source(sel), dtype=np.float32), size)
+        finite = np.isfinite(maps.reshape(len(sel), -1)).all(axis=1)
+        if not finite.all():
+            bad = items[sel[int(np.argmin(finite))]].name
+            raise AvslError(f"the score map of '{bad}' holds NaN or infinite values; fix the model output or drop the sample")
+        gt = np.zeros((len(sel), size, size), dtype=np.float32)
+        pos = [k for k, i in enumerate(sel) if items[i].is_positive]
+        if pos:
+            gt[pos] = gt_maps([ann[items[sel[k]].video] for k in pos], size, gt_mode)
+        parts.append(sample_stats(maps, gt, binarize))
+    return SampleStats.concat(parts)
+
+
+# -- outputs --------------------------------------------------------------------------------------------
+def write_samples_csv(path: str | Path, items: Sequence[EvalItem], stats: SampleStats) -> None:
+    """Per-sample results: name, video, audio, type, cIoU, confidence, GT area, size bucket, MSE."""
+    buckets = size_bucket(stats.area)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["name", "video", "audio", "type", "ciou", "confidence", "gt_area", "size_bucket", "mse"])
+    for k, it in enumerate(items):
+        if it.is_positive:
+            w.writerow([it.name, it.video, it.audio, it.kind, repr(float(stats.ciou[k])), repr(float(stats.confidence[k])),
+                        repr(float(stats.area[k])), buckets[k], repr(float(stats.mse[k]))])
+        else:
+            w.writerow([it.name, it.video, it.audio, it.kind, "", repr(float(stats.confidence[k])), "", "", ""])
+    with atomic_path(path) as tmp:
+        tmp.write_text(buf.getvalue())
+
+
+def protocol_record(cfg: dict[str, Any], ann: Annotations, source_desc: str) -> dict[str, Any]:
+    """Every convention used, for metrics.json."""
+    rule, value = parse_binarize(cfg["binarize"])
+    return {
+        "avslkit_version": __version__,
+        "source": source_desc,
+        "annotations": ann.path,
+        "annotation_format": ann.format,
+        "ground_truth": cfg["gt"] if cfg["gt"] != "auto" else ("union" if ann.format == "vggss" else "consensus"),
+        "gt_size": EVAL_SIZE,
+        "upsampling": "bicubic, align_corners=True (torch.nn.functional.interpolate)",
+        "binarize": cfg["binarize"],
+        "binarize_rule": rule.description,
+        "minmax_constant_map": "all-zero map",
+        "ciou": "sum(B*G) / (sum(G) + sum(B*[G==0])); 0/0 -> 0",
+        "locacc_iou": cfg["iou_thresholds"][0],
+        "auc_thresholds": [round(float(t), 2) for t in AUC_THRESHOLDS],
+        "auc_rule": "trapezoid of success rate r(t) = mean 1[cIoU >= t]",
+        "confidence": "mean of the top ceil(25%) values of the absolute map after upsampling",
+        "detection": "TP: pos, conf>=c, cIoU>=iou; FP: neg conf>=c + pos conf>=c cIoU<iou; FN: pos conf<c; "
+                     "precision=1 if nothing detected",
+        "ap_rule": "thresholds = sorted(conf)[:-1][::-max(1, N//200)]; envelope; sum p~_m (r_{m+1}-r_m)",
+        "max_f1_rule": "published: thresholds sorted(conf)[::max(1, N//10)]"
+                       + ("; max_f1_full: every distinct confidence" if cfg["max_f1"] == "full" else ""),
+        "iou_thresholds": list(cfg["iou_thresholds"]),
+        "size_buckets": {k: [v[0], None if np.isinf(v[1]) else v[1]] for k, v in SIZE_BUCKETS.items()},
+        "size_area": "sum of the ground-truth map on the 224 grid",
+        "mse": "mean over pixels of (P - G)^2, P the per-sample min-max map; positives only",
+        "negative_types": "video == audio: real; same class: hard; else easy (unknown without classes)",
+        "by_negative_type_positives": f"n positives drawn without replacement, numpy default_rng({cfg['negative_type_seed']})",
+    }
+
+
+def _print_table(metrics: dict[str, Any], title: str) -> None:
+    from rich.table import Table
+
+    from avslkit.utils.console import stderr_console
+
+    def f(v: Any) -> str:
+        return "—" if v is None else f"{100 * v:.2f}"
+
+    t = Table(title=title)
+    for col in ("subset", "n", "LocAcc", "AUC", "AP@0.5", "max-F1@0.5"):
+        t.add_column(col, justify="right" if col != "subset" else "left")
+    t.add_row("all", str(metrics["n_positive"] + metrics["n_negative"]), f(metrics["locacc"]), f(metrics["auc"]),
+              f(metrics["ap"]), f(metrics["max_f1"]))
+    for name, e in metrics["by_size"].items():
+        t.add_row(name, str(e["n"]), f(e.get("locacc")), f(e.get("auc")), f(e.get("ap")), f(e.get("max_f1")))
+    for name, e in metrics["by_negative_type"].items():
+        t.add_row(f"neg:{name}", str(e["n"]), "", "", f(e.get("ap")), f(e.get("max_f1")))
+    stderr_console.print(t)
+    stderr_console.print(f"mean cIoU {f(metrics['mean_ciou'])}  MSE {metrics['mse'] if metrics['mse'] is None else round(metrics['mse'], 4)}"
+                         f"  AP@0.75 {f(metrics['at_iou_0.75']['ap']) if 'at_iou_0.75' in metrics else '—'}")
+
+
+def run_evaluation(cfg: dict[str, Any], print_table: bool = True) -> dict[str, Any]:
+    """Resolve the inputs of a config (see configs/eval.yaml), evaluate, write outputs, return metrics."""
+    from avslkit.config import save_config
+
+    if cfg.get("annotations") is None:
+        raise AvslError("pass --annotations (vggss.json or the Flickr annotation directory)")
+    if cfg["max_f1"] not in ("published", "full"):
+        raise AvslError(f"unknown --max-f1 '{cfg['max_f1']}' (choose published or full)")
+    ann = read_annotations(cfg["annotations"], cfg["ann_format"])
+    items = resolve_items(ann, cfg.get("test_list"), cfg.get("test"), bool(cfg.get("extended")), cfg.get("extended_csv"),
+                          cfg.get("classes"))
+    sources = [k for k in ("maps", "baseline", "checkpoint") if cfg.get(k)]
+    if len(sources) != 1:
+        raise AvslError("pass exactly one of --maps MAPS.npz, --baseline center|full|ogl or a checkpoint")
+    if cfg.get("maps"):
+        names, maps = load_maps_npz(cfg["maps"])
+        source, items = npz_source(names, maps, items, bool(cfg.get("skip_missing")), str(cfg["maps"]))
+        desc = f"maps:{cfg['maps']}"
+    elif cfg.get("baseline"):
+        source = baseline_source(cfg["baseline"], items, cfg.get("test"), cfg.get("ogl_weights"), cfg["device"], cfg["batch_size"])
+        desc = f"baseline:{cfg['baseline']}"
+    else:
+        if cfg.get("test") is None:
+            raise AvslError("evaluating a checkpoint needs the test clips: pass --test STORE.h5")
+        all_maps = maps_from_checkpoint(cfg["checkpoint"], cfg["test"], items, cfg["device"], cfg["batch_size"])
+        source = lambda sel: all_maps[sel]  # noqa: E731
+        desc = f"checkpoint:{cfg['checkpoint']}"
+    if not items:
+        raise AvslError("nothing to evaluate (empty test list)")
+    stats = compute_stats(items, source, ann, cfg["binarize"], cfg["gt"], cfg["chunk_size"])
+    metrics = summarize(stats, np.array([it.kind for it in items], dtype=object), tuple(cfg["iou_thresholds"]),
+                        cfg["max_f1"], cfg["negative_type_seed"])
+    metrics["protocol"] = protocol_record(cfg, ann, desc)
+    out = Path(cfg["out"])
+    atomic_write_json(out, metrics)
+    write_samples_csv(out.with_suffix(".samples.csv"), items, stats)
+    save_config(cfg, out.with_suffix(".config.yaml"))
+    if print_table:
+        _print_table(metrics, desc)
+    return metrics
+
+
+__all__ = ["BASELINES", "BINARIZERS", "compute_stats", "load_maps_npz", "maps_from_checkpoint", "resolve_items",
+           "run_evaluation", "write_samples_csv"]

@@ -1,0 +1,27 @@
+"""Vectorised localisation and detection metrics of the published AVSL protocol (numpy, no loops).
+
+`maps`: upsampling, per-sample min-max, binarisation rules, confidence; `localization`: cIoU,
+LocAcc, AUC, size buckets, MSE; `detection`: precision/recall, AP, max-F1 of the extended protocol;
+`samples`: everything per sample in one call; `reference`: slow per-sample loops for parity checks.
+"""
+
+from avslkit.metrics.detection import average_precision, f1_scores, max_f1, precision_recall
+from avslkit.metrics.localization import (
+    AUC_THRESHOLDS,
+    SIZE_BUCKETS,
+    ciou,
+    gt_area,
+    locacc,
+    mse,
+    size_bucket,
+    success_auc,
+    success_rates,
+)
+from avslkit.metrics.maps import BINARIZERS, binarize, confidence, minmax_normalize, parse_binarize, upsample_maps
+from avslkit.metrics.samples import SampleStats, sample_stats
+
+__all__ = [
+    "AUC_THRESHOLDS", "BINARIZERS", "SIZE_BUCKETS", "SampleStats", "average_precision", "binarize", "ciou",
+    "confidence", "f1_scores", "gt_area", "locacc", "max_f1", "minmax_normalize", "mse", "parse_binarize",
+    "precision_recall", "sample_stats", "size_bucket", "success_auc", "success_rates", "upsample_maps",
+]

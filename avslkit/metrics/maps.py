@@ -1,0 +1,138 @@
+"""Score maps → [0, 1] maps, binary predictions and detection confidences (vectorised over samples).
+
+Every function takes a stack of maps (N, H, W) and treats each sample on its own; nothing is ever
+normalised across a batch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from avslkit.errors import AvslError
+
+EVAL_SIZE = 224
+CONFIDENCE_TOP_FRACTION = 0.25
+
+
+def upsample_maps(maps: np.ndarray | torch.Tensor, size: int = EVAL_SIZE) -> np.ndarray:
+    """Bicubic upsampling to size×size with align_corners=True (as the reference test scripts).
+
+    Maps already at size×size are returned unchanged (as float32).
+    """
+    if isinstance(maps, torch.Tensor):
+        t = maps.detach().float().cpu()
+    else:
+        arr = np.asarray(maps, dtype=np.float32)
+        if arr.ndim == 3 and arr.shape[-2:] == (size, size):
+            return arr
+        t = torch.from_numpy(np.array(arr, dtype=np.float32, copy=True))
+    if t.ndim == 2:
+        t = t[None]
+    if t.ndim != 3:
+        raise AvslError(f"score maps must be (N, H, W); got shape {tuple(t.shape)}")
+    if tuple(t.shape[-2:]) != (size, size):
+        t = F.interpolate(t[:, None], size=(size, size), mode="bicubic", align_corners=True)[:, 0]
+    return t.numpy()
+
+
+def minmax_normalize(maps: np.ndarray) -> np.ndarray:
+    """Per-sample (x − min) / (max − min). A constant map (0/0) becomes an all-zero map.
+
+    The reference `normalize_img` leaves a constant map unnormalised instead; for the `relative`
+    and `lvs` rules both choices give the same binary map (all pixels for relative, none for lvs
+    unless the constant is exactly 1), for `fixed:T` ours predicts nothing (T > 0).
+    """
+    x = np.asarray(maps)
+    flat = x.reshape(x.shape[0], -1)
+    lo = flat.min(axis=1, keepdims=True)
+    rng = flat.max(axis=1, keepdims=True) - lo
+    constant = rng == 0
+    rng = np.where(constant, np.ones_like(rng), rng)
+    return ((flat - lo) / rng).reshape(x.shape)
+
+
+def _flat(p: np.ndarray) -> np.ndarray:
+    return p.reshape(p.shape[0], -1)
+
+
+def upper_median(p: np.ndarray, fraction: float = 0.5) -> np.ndarray:
+    """thr = sorted(p)[int(fraction·n)] per sample (via partition: the same element, O(n))."""
+    flat = _flat(p)
+    k = int(fraction * flat.shape[1])
+    return np.partition(flat, k, axis=1)[:, k]
+
+
+def _relative(p: np.ndarray, arg: float | None) -> np.ndarray:
+    thr = upper_median(p, 0.5 if arg is None else arg)
+    return p >= thr.reshape(-1, *([1] * (p.ndim - 1)))
+
+
+def _fixed(p: np.ndarray, arg: float | None) -> np.ndarray:
+    return p >= (0.5 if arg is None else arg)
+
+
+def _lvs(p: np.ndarray, arg: float | None) -> np.ndarray:
+    # LVS test code: pred[pred > thr] = 1; pred[pred < 1] = 0 → pixels equal to 1 survive too.
+    thr = upper_median(p, 0.5 if arg is None else arg)
+    return (p > thr.reshape(-1, *([1] * (p.ndim - 1)))) | (p >= 1)
+
+
+@dataclass(frozen=True)
+class Binarizer:
+    """A named rule from a map to a binary prediction; `on_raw` rules see the absolute map."""
+
+    name: str
+    fn: Callable[[np.ndarray, float | None], np.ndarray]
+    description: str
+    on_raw: bool = False
+
+
+BINARIZERS: dict[str, Binarizer] = {
+    "relative": Binarizer("relative", _relative,
+                          "per-sample min-max map, thr = sorted(map)[int(0.5·N)], predict map >= thr (SLAVC/EZ-VSL)"),
+    "fixed": Binarizer("fixed", _fixed, "per-sample min-max map, predict map >= T (LVS/SSPL style, T default 0.5)"),
+    "lvs": Binarizer("lvs", _lvs, "per-sample min-max map, predict map > sorted(map)[int(0.5·N)] or map == 1 (LVS)"),
+    "absolute": Binarizer("absolute", _fixed,
+                          "absolute map (no min-max), predict map >= T, T default 0.5: SLAVC's test.py without "
+                          "--relative_prediction on its [0, 1]-bounded fused maps", on_raw=True),
+}
+
+
+def parse_binarize(spec: str) -> tuple[Binarizer, float | None]:
+    """'relative' | 'fixed:0.5' | 'lvs' | 'absolute:0.5' (':value' = threshold, or median fraction)."""
+    name, _, arg = str(spec).partition(":")
+    if name not in BINARIZERS:
+        raise AvslError(f"unknown --binarize '{spec}' (choose {', '.join(BINARIZERS)}; e.g. fixed:0.5)")
+    value: float | None = None
+    if arg:
+        try:
+            value = float(arg)
+        except ValueError:
+            raise AvslError(f"--binarize {spec}: '{arg}' is not a number") from None
+    return BINARIZERS[name], value
+
+
+def binarize(maps: np.ndarray, spec: str = "relative") -> np.ndarray:
+    """Binary predictions (bool, same shape). Pass per-sample min-max maps, or absolute maps for on_raw rules."""
+    rule, value = parse_binarize(spec)
+    return rule.fn(np.asarray(maps), value)
+
+
+def confidence(maps_abs: np.ndarray, top_fraction: float = CONFIDENCE_TOP_FRACTION) -> np.ndarray:
+    """Mean of the top `top_fraction` values of each *absolute* map, in float64.
+
+    k = ceil(n·fraction) values, as `np.sort(x)[-n//4:]` in the reference; the top values are sorted
+    ascending before averaging so the result is bit-identical to the reference's sort-then-mean.
+    """
+    flat = _flat(np.asarray(maps_abs)).astype(np.float64)
+    n = flat.shape[1]
+    k = max(1, math.ceil(n * top_fraction))
+    top = np.partition(flat, n - k, axis=1)[:, n - k:]
+    top.sort(axis=1)
+    return top.mean(axis=1)
