@@ -15,7 +15,9 @@ Layout (format_version 1)::
     /clips/frame      (N,)   vlen uint8   JPEG bytes of the frame
     /clips/audio      (N, L) i2    mono waveform window, int16 (divide by 32768 for [-1, 1])
     /failures/{id,source,reason} (M,) str   clips that could not be stored, and why
-    /extended/...     (optional) extended test set recorded by `avslkit extend-testset`
+
+Sidecar files beside the store: `STORE.h5.config.yaml` (resolved preprocessing options) and, after
+`avslkit extend-testset`, `STORE.h5.extended.csv` / `STORE.h5.extended.json` (the extended test set).
 
 Stores are written whole (to a temporary file renamed into place), never patched in place, so a
 crash cannot corrupt a finished store. `Store` opens the file lazily, so it can be pickled into
@@ -205,6 +207,7 @@ def merge_stores(
     failures: list[Failure] = []
     for r in readers:
         failures.extend(r.failures())
+        r.close()  # keep one input open at a time: each open file holds its own HDF5 chunk caches
     failures.extend(extra_failures)
 
     def records() -> Iterator[ClipRecord]:
@@ -216,6 +219,7 @@ def merge_stores(
                     "re-run preprocess with the same --sample-rate/--audio-seconds or a new --out"
                 )
             yield from r.iter_records()
+            r.close()
 
     try:
         return write_store(out_path, records(), attrs, failures)
@@ -397,7 +401,7 @@ class Store:
             "avslkit_version": str(self.h5.attrs.get("avslkit_version", "?")),
             "created": str(self.h5.attrs.get("created", "?")),
             "options": json.loads(self.h5.attrs.get("options", "{}")),
-            "has_extended": "extended" in self.h5,
+            "has_extended": Path(f"{self.path}.extended.csv").is_file(),
         }
 
 
