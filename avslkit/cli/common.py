@@ -36,7 +36,7 @@ def user_errors(func: F) -> F:
             name = exc.filename or str(exc)
             fail(f"file not found: {name} (check the path)")
         except KeyboardInterrupt:
-            stderr_console.print("[yellow]interrupted[/]: completed work is kept on disk; re-run the same command to resume")
+            stderr_console.print("[yellow]interrupted[/]: completed work is kept on disk; re-run the same command (train: with --resume) to continue")
             sys.exit(130)
 
     return wrapper  # type: ignore[return-value]

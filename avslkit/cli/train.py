@@ -1,20 +1,81 @@
-"""`avslkit train` (placeholder until the training issue lands)."""
+"""`avslkit train METHOD`: train a localisation method on a store (thin layer over avslkit.engine.run)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from avslkit.cli.common import not_yet
+from avslkit.cli.common import user_errors
 
 
+def _flag_values(**flags: object) -> dict:
+    """Dedicated flags → nested config overrides (None = not given)."""
+    nested: dict = {}
+    for dotted, value in flags.items():
+        if value is None:
+            continue
+        parts = dotted.split("__")
+        node = nested
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return nested
+
+
+@user_errors
 def command(
-    ctx: typer.Context,
-    args: Optional[List[str]] = typer.Argument(None, help="Arguments (not yet implemented)."),
+    method: str = typer.Argument(..., help="Method to train: ezvsl | slavc (more as they land)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Training store (.h5) from 'avslkit preprocess'."),
+    out: Path = typer.Option(..., "--out", help="Run directory (config.yaml, log.jsonl, last.pt, best.pt, checkpoints.json)."),
+    val: Optional[Path] = typer.Option(None, "--val", help="Validation store (.h5); best.pt is chosen on it."),
+    val_annotations: Optional[Path] = typer.Option(None, "--val-annotations", help="Boxes of the validation clips: vggss.json or a Flickr XML directory."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file overriding the defaults (configs/train.yaml + configs/methods/METHOD.yaml)."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="Override one config key, e.g. --set optim.lr=3e-4 (repeatable; wins over everything)."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N."),
+    amp: Optional[str] = typer.Option(None, "--amp", help="Mixed precision: none | bf16 | fp16 (fp16 on CUDA only)."),
+    channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last", help="NHWC memory format on CUDA."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Number of epochs."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="GLOBAL batch size (split over DDP processes)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=0, help="DataLoader workers per process."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (data order, augmentation, init)."),
+    image_size: Optional[int] = typer.Option(None, "--image-size", min=32, help="Training crop / test resize."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=0, help="Stop after this many steps in total (0 = no limit)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt (exactly: optimiser, momentum, RNG, data position)."),
 ) -> None:
-    """Not yet implemented (exit code 2).
+    """Train METHOD on a store; checkpoints every epoch, best.pt by validation LocAcc.
 
-    Example: avslkit train --help
+    Launch with torchrun for several GPUs/nodes (the batch size is the global one):
+    torchrun --nproc-per-node 4 -m avslkit train slavc --data train.h5 --out runs/slavc
+
+    Example: avslkit train slavc --data train.h5 --val val.h5 --val-annotations vggss.json --out runs/slavc --device cuda --amp bf16
     """
-    not_yet("train", "training")
+    from avslkit.config import load_config
+    from avslkit.engine.run import run_training, saved_run_config
+    from avslkit.methods.base import get_method
+    from avslkit.utils.console import is_quiet
+
+    get_method(method)
+    extra = _flag_values(
+        data__train=str(data) if data else None,
+        data__val=str(val) if val else None,
+        data__val_annotations=str(val_annotations) if val_annotations else None,
+        device=device, amp=amp, channels_last=channels_last, epochs=epochs, batch_size=batch_size,
+        optim__lr=lr, workers=workers, seed=seed, image_size=image_size, max_steps=max_steps,
+    )
+    saved = saved_run_config(out) if resume else None
+    if saved is not None:
+        if saved.get("method") != method:
+            from avslkit.errors import AvslError
+
+            raise AvslError(f"{out} is a '{saved.get('method')}' run; resume it with 'avslkit train {saved.get('method')} --resume' or choose a new --out")
+        cfg = load_config(saved, config, set_ or [], extra=extra)  # the run's own config, then any changes
+    else:
+        cfg = load_config(["train", f"methods/{method}"], config, set_ or [], extra=extra)
+    cfg["method"] = method
+    summary = run_training(cfg, out, resume=resume, quiet=is_quiet())
+    from avslkit.utils.console import log
+
+    log.info("done: %s; %s", out, summary["selection"])

@@ -1,0 +1,115 @@
+"""`run_training`: everything `avslkit train METHOD` does, importable without the CLI.
+
+Resolves the data-dependent config values (audio sample rate of the training store), sets up
+the process (device, DDP, seeds), builds the task and validator, writes `config.yaml` and runs
+the Trainer (resuming from `last.pt` when asked).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from avslkit.config import save_config, yaml_load
+from avslkit.engine.checkpoint import seed_everything
+from avslkit.engine.distributed import DistContext, init_distributed, shutdown_distributed
+from avslkit.engine.trainer import Trainer
+from avslkit.engine.validation import build_validator, check_validation_inputs
+from avslkit.errors import AvslError
+from avslkit.utils.console import log
+
+MIN_AUDIO_SAMPLES = 512  # one spectrogram frame (nperseg)
+
+
+def resolve_data_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Check the training store and fill `audio.sample_rate` from it."""
+    from avslkit.data.store import Store
+
+    cfg = copy.deepcopy(dict(cfg))
+    train = cfg.get("data", {}).get("train")
+    if not train:
+        raise AvslError("no training store given (pass --data TRAIN.h5, made by 'avslkit preprocess')")
+    store = Store(train)
+    try:
+        n = len(store)
+        if n == 0:
+            raise AvslError(f"{train}: the store holds no clips ({len(store.failures())} failures recorded); preprocess videos into it first")
+        if store.audio_samples < MIN_AUDIO_SAMPLES:
+            raise AvslError(f"{train}: audio windows have {store.audio_samples} samples, too short for the audio features; re-run preprocess with longer --audio-seconds")
+        sr = int(store.sample_rate)
+    finally:
+        store.close()
+    audio = cfg.setdefault("audio", {})
+    if audio.get("sample_rate") and int(audio["sample_rate"]) != sr:
+        raise AvslError(f"{train}: store audio is {sr} Hz but the config says audio.sample_rate={audio['sample_rate']}; remove the setting or re-preprocess")
+    audio["sample_rate"] = sr
+    return cfg
+
+
+def saved_run_config(out: str | Path) -> dict[str, Any] | None:
+    """The resolved config of an existing run directory (for --resume), or None."""
+    path = Path(out) / "config.yaml"
+    if not path.is_file():
+        return None
+    return yaml_load(path.read_text()) or {}
+
+
+def prepare_training(cfg: Mapping[str, Any], out: str | Path, resume: bool = False, quiet: bool = False,
+                     ctx: DistContext | None = None) -> tuple[Trainer, Path | None]:
+    """Set up a run: (trainer, checkpoint to resume from or None). `ctx` defaults to torchrun's env."""
+    from avslkit.methods.base import build_task, get_method
+
+    if not cfg.get("method"):
+        raise AvslError("no method given (use 'avslkit train METHOD')")
+    get_method(str(cfg["method"]))  # unknown method → clear error before any work
+    run_dir = Path(out)
+    last = run_dir / "last.pt"
+    if last.is_file() and not resume:
+        raise AvslError(f"{run_dir} already holds a training run (last.pt); pass --resume to continue it or choose a new --out")
+    ctx = ctx or init_distributed(cfg.get("device", "auto"), cfg.get("distributed", {}).get("backend", "auto"))
+    cfg = resolve_data_config(cfg)
+    check_validation_inputs(cfg)  # on every rank, so a bad path cannot leave the other ranks waiting
+    if cfg.get("deterministic"):
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    elif ctx.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    seed = int(cfg["seed"])
+    seed_everything(seed)  # identical initial weights on every rank
+    task = build_task(cfg, ctx)
+    if ctx.distributed:
+        torch.manual_seed(seed + ctx.rank)  # different dropout masks per rank
+    validator = build_validator(cfg) if ctx.is_main else None
+    if ctx.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+    ctx.barrier()
+    trainer = Trainer(task, cfg, run_dir, ctx, validator=validator, quiet=quiet)
+    resume_from = None
+    if resume:
+        if last.is_file():
+            resume_from = last
+        elif ctx.is_main:
+            log.info("--resume: no last.pt in %s yet, starting from scratch", run_dir)
+    return trainer, resume_from
+
+
+def run_training(cfg: Mapping[str, Any], out: str | Path, resume: bool = False, quiet: bool = False,
+                 ctx: DistContext | None = None) -> dict[str, Any]:
+    """Train `cfg['method']` into run directory `out`; returns the Trainer summary.
+
+    Launched by torchrun, every process calls this; the process group is created from the
+    environment and destroyed at the end (unless the caller passed its own `ctx`).
+    """
+    own_ctx = ctx is None
+    if own_ctx:
+        ctx = init_distributed(cfg.get("device", "auto"), cfg.get("distributed", {}).get("backend", "auto"))
+    try:
+        trainer, resume_from = prepare_training(cfg, out, resume, quiet, ctx)
+        return trainer.fit(resume=resume_from)
+    finally:
+        if own_ctx and ctx is not None and ctx.distributed:
+            shutdown_distributed()
