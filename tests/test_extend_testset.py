@@ -6,6 +6,8 @@ import io
 import json
 
 import numpy as np
+from pathlib import Path
+
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
@@ -115,4 +117,18 @@ def test_unknown_real_negative_is_an_error(test_store, tmp_path):
     bad.write_text("notinstore_000001\n")
     result = runner.invoke(app, ["extend-testset", str(test_store), "--annotations", str(tmp_path / "vggss.json"),
                                  "--real-negatives", str(bad)])
-    assert result.exit_code == 1 and "not in" in result.output
+    assert result.exit_code == 1 and "none of its 1 real negative" in result.output
+
+
+def test_real_negatives_outside_the_store_are_skipped(test_store, tmp_path):
+    from avslkit.data.store import Store
+
+    with Store(test_store) as s:
+        stored = s.ids
+    mixed = tmp_path / "mixed.txt"
+    mixed.write_text(f"notinstore_000001\n{stored[-1]}\n")
+    result = runner.invoke(app, ["extend-testset", str(test_store), "--annotations", str(tmp_path / "vggss.json"),
+                                 "--real-negatives", str(mixed)])
+    assert result.exit_code == 0, result.output
+    rows = (Path(f"{test_store}.extended.csv")).read_text().splitlines()[1:]
+    assert f"{stored[-1]},{stored[-1]},non-sounding" in rows

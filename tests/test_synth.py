@@ -116,8 +116,12 @@ def test_class_sounds_are_distinct() -> None:
 
 def test_files_streams_and_formats(toy: Path) -> None:
     ids = [f"synth_{i:06d}" for i in range(6)]
-    test_ids, train_ids = _read_lines(toy / "test.csv"), _read_lines(toy / "train.txt")
+    test_ids, train_ids = _read_lines(toy / "test_videos.txt"), _read_lines(toy / "train.txt")
     assert sorted(test_ids + train_ids) == ids and len(test_ids) == 2
+    offscreen = set(_read_lines(toy / "offscreen.txt"))
+    annotated = {e["file"] for e in json.loads((toy / "annotations.json").read_text())}
+    positives = _read_lines(toy / "test.csv")  # like vggss_test.csv: exactly the annotated test clips
+    assert positives == [i for i in test_ids if i not in offscreen] and set(positives) <= annotated
     assert "," not in (toy / "test.csv").read_text()
     with open(toy / "timestamps.csv") as f:
         rows = list(csv.reader(f))

@@ -164,9 +164,13 @@ def extend_store(store: str | Path, annotations: str | Path, real_negatives: str
         created = str(s.h5.attrs.get("created", ""))
     real = read_id_list(real_negatives) if real_negatives else []
     not_stored = [r for r in real if r not in labels]
-    if not_stored:
-        raise AvslError(f"{real_negatives}: {len(not_stored)} real negative(s) are not in {store} (e.g. '{not_stored[0]}'); "
+    if not_stored and len(not_stored) == len(real):
+        raise AvslError(f"{real_negatives}: none of its {len(real)} real negative(s) is in {store} (e.g. '{not_stored[0]}'); "
                         "preprocess those clips into the test store first")
+    if not_stored:  # e.g. a list covering several splits: use the clips this store holds
+        log.warning("%s: %d of %d listed real negatives are not in %s (e.g. '%s'); using the %d that are",
+                    real_negatives, len(not_stored), len(real), store, not_stored[0], len(real) - len(not_stored))
+        real = [r for r in real if r in labels]
     real_set = set(real)
     positives = [i for i in ids if i in ann and i not in real_set]
     if not positives:

@@ -4,8 +4,10 @@ Output layout (OUT_DIR):
   videos/<id>.mp4     H.264 yuv420p + AAC mono at `sample_rate`
   annotations.json    VGG-SS format: [{"file": id, "class": name, "bbox": [[x1, y1, x2, y2]]}], normalised,
                       the sounding object's box at the annotated time, for every clip whose source is visible
-  test.csv            test ids, one per line, no header (like vggss_test.csv)
-  train.txt           train ids, one per line
+  test.csv            test positives (visible source), one per line, no header (like vggss_test.csv:
+                      every id has an entry in annotations.json)
+  test_videos.txt     every test-split clip (positives + off-screen real negatives): what to preprocess
+  train.txt           train ids, one per line (with and without a visible source)
   timestamps.csv      id,time (annotated time, seconds)
   offscreen.txt       ids whose sound source is not drawn (real negatives)
   metadata.csv        one row per clip
@@ -259,6 +261,7 @@ def _write_outputs(
         "videos": out / "videos",
         "annotations": out / "annotations.json",
         "test": out / "test.csv",
+        "test_videos": out / "test_videos.txt",
         "train": out / "train.txt",
         "timestamps": out / "timestamps.csv",
         "offscreen": out / "offscreen.txt",
@@ -270,7 +273,8 @@ def _write_outputs(
         paths["annotations"],
         [{"file": p.clip_id, "class": classes[p.sound_class].name, "bbox": [p.bbox]} for p in plans if p.onscreen],
     )
-    atomic_write_text(paths["test"], _lines([p.clip_id for p in plans if p.split == "test"]))
+    atomic_write_text(paths["test"], _lines([p.clip_id for p in plans if p.split == "test" and p.onscreen]))
+    atomic_write_text(paths["test_videos"], _lines([p.clip_id for p in plans if p.split == "test"]))
     atomic_write_text(paths["train"], _lines([p.clip_id for p in plans if p.split == "train"]))
     atomic_write_text(paths["offscreen"], _lines([p.clip_id for p in plans if not p.onscreen]))
     atomic_write_text(paths["timestamps"], "id,time\n" + _lines([f"{p.clip_id},{p.time!r}" for p in plans]))
@@ -326,7 +330,8 @@ Off-screen clips (real negatives) play a class that is not drawn; the drawn obje
 ## Files
 
 - `videos/<id>.mp4`, `annotations.json` (VGG-SS format, box of the sounding object at the annotated time),
-  `test.csv` (test ids, no header), `train.txt`, `timestamps.csv` (`id,time`), `offscreen.txt`, `metadata.csv`.
+  `test.csv` (test positives, no header, as vggss_test.csv), `test_videos.txt` (all test-split clips,
+  positives and off-screen negatives: preprocess these into the test store), `train.txt`, `timestamps.csv` (`id,time`), `offscreen.txt`, `metadata.csv`.
 - Annotated times are frame timestamps: the annotated frame is index round(time x fps).
 - The sound is on for at least the 3 s around the annotated time.
 
