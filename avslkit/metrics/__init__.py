@@ -2,7 +2,7 @@
 
 `maps`: upsampling, per-sample min-max, binarisation rules, confidence; `localization`: cIoU,
 LocAcc, AUC, size buckets, MSE; `detection`: precision/recall, AP, max-F1 of the extended protocol;
-`samples`: everything per sample in one call; `reference`: slow per-sample loops for parity checks.
+`samples`: everything per sample in one call; `reference`: straightforward per-sample implementation used for parity checks and benchmarks for parity checks.
 """
 
 from avslkit.metrics.detection import average_precision, f1_scores, max_f1, precision_recall

@@ -1,7 +1,11 @@
-"""Straightforward per-sample reference of the evaluation protocol (mirrors SLAVC's `utils.py` loops).
+"""Straightforward per-sample numpy implementation of the evaluation protocol, as a researcher writes it.
 
-Slow on purpose: one sample and one threshold at a time, no vectorisation. Used by the tests and
-`benchmarks/bench_eval.py` to check that the vectorised metrics give identical numbers.
+Modelled on the SLAVC / EZ-VSL test code: for each sample, min-max normalise the map, threshold at
+`np.sort(pred.flatten())[int(N / 2)]`, binarise into a float64 map, cIoU from sums; confidence =
+`np.sort(map.flatten())[-N // 4:]` averaged (in float64, the avslkit convention); MSE against the
+ground truth. Detection metrics loop over confidence thresholds one at a time (SLAVC `utils.py`).
+Nothing is made slow on purpose; it is the baseline that `benchmarks/bench_eval.py` times the
+vectorised metrics against, and the tests check that both give identical numbers.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ def normalize_img(value: np.ndarray) -> np.ndarray:
 
 
 def sample_stats(score_map: np.ndarray, gt: np.ndarray, binarize: str = "relative", fixed_thr: float = 0.5) -> dict:
-    """cIoU, confidence, GT area and MSE of one 224×224 absolute score map."""
+    """cIoU, confidence, GT area and MSE of one 224×224 absolute score map (float32, as models output)."""
     n = score_map.size
     pred = normalize_img(score_map)
     if binarize == "relative":
@@ -43,8 +47,8 @@ def sample_stats(score_map: np.ndarray, gt: np.ndarray, binarize: str = "relativ
     den = np.sum(g) + np.sum(infer * (g == 0))
     ciou = num / den if den > 0 else 0.0
     k = math.ceil(n / 4)
-    conf = np.sort(score_map.astype(np.float64).flatten())[-k:].mean()
-    mse = np.mean((pred.astype(np.float64) - g) ** 2)  # summation order differs from the vectorised einsum (~1e-16)
+    conf = np.sort(score_map.flatten())[-k:].astype(np.float64).mean()  # sorted in the map's dtype, as SLAVC
+    mse = np.mean((pred.astype(np.float64) - g) ** 2)  # DMT: mean over pixels of (P − G)²
     return {"ciou": float(ciou), "conf": float(conf), "area": float(g.sum()), "mse": float(mse)}
 
 

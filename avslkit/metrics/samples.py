@@ -1,13 +1,28 @@
 """Per-sample statistics of a batch of score maps: the only step that touches pixels.
 
-One partition of each raw map gives both the upper median (for the relative threshold; min-max
-normalisation is monotone, so sorted(P)[k] = normalise(sorted(x)[k]) bit for bit) and the top-25%
-values (for the confidence), so no full sort is needed.
+Maps are processed in small blocks (no per-sample Python loop) and every number is bit-identical
+to the per-sample reference (`metrics.reference`):
+
+* Order statistics without sorting: a copy of each map is partitioned once at the upper median and
+  its upper part once more at the top-25 % boundary (numpy's SIMD introselect). Min-max
+  normalisation is monotone, so sorted(P)[k] = normalise(sorted(x)[k]) exactly; the threshold is
+  normalised once per map and compared with the normalised map as the reference does.
+* Confidence = mean of the top k values in float64. The reference sums them sorted (numpy's
+  pairwise summation). Every float32 value v ≥ t is a multiple of 2^(e(t) − 24), so when
+  e(max) − e(t) + 24 + ceil(log2 k) ≤ 53 every partial sum, in any order, is exact in float64 and
+  the unsorted sum is the same number. Rows that do not meet this (t ≤ 0, or a top range wider
+  than about 2^15) have their top values sorted as the reference does.
+* cIoU and area: ground-truth values are multiples of 0.5 in [0, 1] (binary VGG-SS maps, Flickr
+  consensus maps), so float32 sums of them (BLAS dot products, any order) are exact.
+* MSE: (P − G)² in float64 and a row-wise pairwise sum, which numpy performs in the same order as
+  the reference's whole-map mean.
 """
 
 from __future__ import annotations
 
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,65 +51,133 @@ class SampleStats:
         return SampleStats(*(getattr(self, f)[index] for f in _FIELDS))
 
 
-BLOCK = 16  # samples per vectorised step: keeps the working set in cache (~3 MB at 224×224)
+BLOCK = 4  # maps per vectorised step: the block's work arrays (~5 MB at 224×224) stay in cache
+# Threads over blocks. Default 1: the work is memory-bound, and on the 2-vCPU benchmark VM two
+# threads were slower (502 vs 397 µs/map, benchmarks/results_eval.md); raise it on many-core hosts.
+WORKERS = 1
 
 
 def sample_stats(maps_abs: np.ndarray, gt: np.ndarray, binarize_spec: str = "relative",
-                 top_fraction: float = CONFIDENCE_TOP_FRACTION, block: int = BLOCK) -> SampleStats:
+                 top_fraction: float = CONFIDENCE_TOP_FRACTION, block: int = BLOCK,
+                 workers: int = WORKERS) -> SampleStats:
     """cIoU, confidence (mean of the top 25% of the absolute map), GT area and MSE for N maps.
 
     `maps_abs` (N, H, W) are absolute score maps already at the ground-truth resolution; `gt` the
-    (N, H, W) ground-truth maps (zeros for negatives). Work is vectorised over blocks of `block`
-    samples (the results do not depend on the block size).
+    (N, H, W) ground-truth maps (zeros for negatives; values multiples of 0.5 in [0, 1]). Work is
+    vectorised over blocks of `block` samples, spread over `workers` threads (numpy releases the
+    GIL in the heavy calls). The results depend on neither.
     """
     rule, value = parse_binarize(binarize_spec)
     x = np.ascontiguousarray(maps_abs, dtype=np.float32)
+    g = np.ascontiguousarray(gt, dtype=np.float32)
+    if g.shape != x.shape:
+        raise ValueError(f"maps {x.shape} and ground truth {g.shape} differ in shape")
     n_samples = x.shape[0]
-    flat_all = x.reshape(n_samples, -1)
-    g_all = np.ascontiguousarray(gt, dtype=np.float32).reshape(n_samples, -1)
-    if g_all.shape != flat_all.shape:
-        raise ValueError(f"maps {x.shape} and ground truth {np.shape(gt)} differ in shape")
-    parts = [_block_stats(flat_all[a:a + block], g_all[a:a + block], rule, value, top_fraction)
-             for a in range(0, n_samples, block)]
-    return SampleStats.concat(parts)
+    if n_samples == 0:
+        return SampleStats.concat([])
+    flat_all, g_all = x.reshape(n_samples, -1), g.reshape(n_samples, -1)
+    starts = range(0, n_samples, block)
+    n_workers = max(1, min(workers, len(starts)))
+    local = threading.local()
+
+    def one_block(a: int) -> SampleStats:
+        work = getattr(local, "work", None)
+        if work is None:  # one set of work arrays per thread
+            work = local.work = _Buffers(min(block, n_samples), flat_all.shape[1])
+        return _block_stats(flat_all[a:a + block], g_all[a:a + block], rule, value, top_fraction, work)
+
+    if n_workers == 1:
+        return SampleStats.concat([one_block(a) for a in starts])
+    with ThreadPoolExecutor(n_workers) as pool:
+        return SampleStats.concat(list(pool.map(one_block, starts)))
 
 
-def _block_stats(flat: np.ndarray, g: np.ndarray, rule, value: float | None, top_fraction: float) -> SampleStats:
-    n = flat.shape[1]
+class _Buffers:
+    """Work arrays reused by every block: no page faults from fresh megabyte-sized temporaries."""
+
+    def __init__(self, rows: int, n: int):
+        self.part = np.empty((rows, n), np.float32)  # partitioned copy of the maps
+        self.p01 = np.empty((rows, n), np.float32)  # min-max maps
+        self.predf = np.empty((rows, n), np.float32)  # binary prediction as 0/1 for BLAS
+        self.g_nonzero = np.empty((rows, n), np.float32)  # sign(G) = [G ≠ 0]
+        self.d = np.empty((rows, n), np.float64)  # (P − G)²
+        self.ones = np.ones(n, np.float32)
+
+    def take(self, rows: int) -> tuple[np.ndarray, ...]:
+        return tuple(a[:rows] for a in (self.part, self.p01, self.predf, self.g_nonzero, self.d))
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise dot products of two (B, n) float32 matrices (one BLAS call per row)."""
+    return np.matmul(a[:, None, :], b[:, :, None])[:, 0, 0]
+
+
+def _sum_is_exact(smallest: np.ndarray, largest: np.ndarray, k: int) -> np.ndarray:
+    """Whether every float64 summation order of k float32 values in [smallest, largest] is exact.
+
+    With e(v) the binary exponent (v < 2^e(v)): each value is a multiple of 2^(e(smallest) − 24) and
+    every partial sum stays below 2^(ceil(log2 k) + e(largest)), so all are exact in float64 when
+    e(largest) − e(smallest) ≤ 29 − ceil(log2 k); largest < smallest·2^(29 − ceil(log2 k)) implies it.
+    """
+    headroom = 2.0 ** (29 - math.ceil(math.log2(k)))
+    return (smallest > 0) & (largest < smallest.astype(np.float64) * headroom)
+
+
+def _block_stats(flat: np.ndarray, g: np.ndarray, rule, value: float | None, top_fraction: float,
+                 work: _Buffers) -> SampleStats:
+    rows, n = flat.shape
+    part, p01, predf, g_nonzero, d = work.take(rows)
     k_top = max(1, math.ceil(n * top_fraction))
-    median_fraction = 0.5 if value is None else value
-    k_med = int(median_fraction * n)
     uses_median = rule.name in ("relative", "lvs")
+    k_med = min(int((0.5 if value is None else value) * n), n - 1)
 
-    if uses_median and k_med <= n - k_top:
-        part = np.partition(flat, k_med, axis=1)
-        x_med = part[:, k_med]
-        top = np.partition(part[:, k_med:], n - k_top - k_med, axis=1)[:, n - k_top - k_med:]
+    # Order statistics: partition a copy at the median, then its upper part at the top-k boundary.
+    np.copyto(part, flat)
+    split = min(k_med, n - k_top) if uses_median else 0
+    if split:
+        part.partition(split, axis=1)
+        lo = part[:, :split].min(axis=1)
+        x_split = part[:, split].copy()  # sorted(x)[split]
+    upper = part[:, split:]
+    upper.partition(upper.shape[1] - k_top, axis=1)
+    top = upper[:, upper.shape[1] - k_top:]  # the k_top largest values, unsorted
+    t_k, hi = top.min(axis=1), top.max(axis=1)
+    if not split:
+        lo = upper.min(axis=1)
+    conf = top.sum(axis=1, dtype=np.float64) / k_top  # = the reference's sorted mean where exact
+    inexact = ~_sum_is_exact(t_k, hi, k_top)
+    if inexact.any():
+        conf[inexact] = np.sort(top[inexact], axis=1).astype(np.float64).mean(axis=1)
+    if uses_median:
+        j = k_med - split
+        x_med = x_split if split and j == 0 else np.partition(upper, j, axis=1)[:, j]
+
+    rng = hi - lo
+    rng[rng == 0] = 1  # constant maps become all-zero (see metrics.maps.minmax_normalize)
+    np.subtract(flat, lo[:, None], out=p01)
+    np.divide(p01, rng[:, None], out=p01)
+    # Binary prediction as 0/1 float32, so that the cIoU sums are BLAS dot products.
+    if rule.name == "relative":
+        thr = ((x_med - lo) / rng)[:, None]  # = sorted(P)[k_med]: normalisation is monotone
+        np.greater_equal(p01, thr, out=predf, casting="unsafe")
+    elif rule.name == "lvs":
+        thr = ((x_med - lo) / rng)[:, None]
+        np.copyto(predf, (p01 > thr) | (p01 >= 1))
     else:
-        x_med = None
-        top = np.partition(flat, n - k_top, axis=1)[:, n - k_top:]
-    top.sort(axis=1)
-    conf = top.astype(np.float64).mean(axis=1)
+        np.copyto(predf, rule.fn(flat if rule.on_raw else p01, value))
 
-    # the minimum lies in the lower part of the partition (half the pixels to scan)
-    lo = (part[:, :max(k_med, 1)] if x_med is not None else flat).min(axis=1, keepdims=True)
-    rng = top[:, -1:] - lo
-    rng = np.where(rng == 0, np.float32(1), rng)
-    p01 = np.subtract(flat, lo)
-    np.divide(p01, rng, out=p01)  # constant maps become all-zero (see metrics.maps.minmax_normalize)
-
-    if x_med is not None:
-        thr = (x_med[:, None] - lo) / rng
-        pred = p01 >= thr if rule.name == "relative" else (p01 > thr) | (p01 >= 1)
-    else:
-        pred = rule.fn(flat if rule.on_raw else p01, value)
-
-    inter = np.einsum("ij,ij->i", pred.view(np.uint8), g, dtype=np.float32)  # exact: multiples of 0.5
-    g_sum = g.sum(axis=1)
-    denom = g_sum.astype(np.float64) + np.count_nonzero(pred & (g == 0), axis=1)
+    # cIoU = Σ B·G / (ΣG + Σ B·[G = 0]) with Σ B·[G = 0] = ΣB − Σ B·sign(G) (G ≥ 0). All terms are
+    # sums of multiples of 0.5 below 2^24, exact in float32 in any order.
+    np.sign(g, out=g_nonzero)
+    inter = _dot(g, predf)
+    g_sum = np.matmul(g, work.ones)
+    false_pos = np.matmul(predf, work.ones) - _dot(g_nonzero, predf)
+    denom = g_sum.astype(np.float64) + false_pos
     cious = np.where(denom > 0, inter / np.where(denom > 0, denom, 1.0), 0.0)
-    # (P − G)² in float64 as the reference; only the summation order differs (~1e-16 relative).
-    d = p01.astype(np.float64)
-    d -= g
-    mse = np.einsum("ij,ij->i", d, d) / n
+
+    # MSE: (P − G)² in float64 as the reference, summed row-wise (numpy's pairwise order = the reference's).
+    np.copyto(d, p01)
+    np.subtract(d, g, out=d)
+    np.multiply(d, d, out=d)
+    mse = d.sum(axis=1) / n
     return SampleStats(ciou=cious, confidence=conf, area=g_sum.astype(np.float64), mse=mse)
