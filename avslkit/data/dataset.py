@@ -65,7 +65,7 @@ def _decode_torchvision(jpeg: bytes) -> tv_tensors.Image:
 
 
 # "tensor" (default): a CHW uint8 tensor for torch transforms, decoded by torchvision.io (libjpeg-turbo
-# straight into a tensor; the fastest, see benchmarks/results_loader.md) when this torchvision has
+# straight into a tensor; the fastest, see benchmarks/RESULTS.md) when this torchvision has
 # it, else by PIL ("pil_tensor"). "pil": PIL images through the transforms — the references' exact
 # pixels, but PIL's bicubic resize is several times slower than torch's, which lands within 1 grey
 # level of it (the JPEG decoders give identical pixels).

@@ -53,7 +53,7 @@ class SampleStats:
 
 BLOCK = 4  # maps per vectorised step: the block's work arrays (~5 MB at 224×224) stay in cache
 # Threads over blocks. Default 1: the work is memory-bound, and on the 2-vCPU benchmark VM two
-# threads were slower (502 vs 397 µs/map, benchmarks/results_eval.md); raise it on many-core hosts.
+# threads were slower (502 vs 397 µs/map, benchmarks/RESULTS.md); raise it on many-core hosts.
 WORKERS = 1
 
 

@@ -18,7 +18,7 @@ Ablations (DMT Tables 5, 15): ``use_filter=False`` keeps every sample (IoU still
 
 ``size`` (default None: the model's h×w grid, where the students' loss is computed) can move the
 thresholding to the evaluation grid (224): bicubic upsampling of 128 maps costs ≈ 0.9 s on one CPU
-thread (benchmarks/results_semisup.md), negligible on a GPU; the labels are then 224×224 and the
+thread (benchmarks/RESULTS.md), negligible on a GPU; the labels are then 224×224 and the
 supervised loss area-downsamples them back.
 """
 

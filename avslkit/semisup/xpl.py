@@ -146,7 +146,7 @@ class PseudoLabelBank:
     7e-4 max error vs a float64 bank after 20 updates). uint8 (k/255, 1 byte, 6.9 MiB) stalls
     once (1 − α)·|Ŷ − Y| < 0.5/255, i.e. up to 0.0065 from the target at α = 0.7 (measured: 6e-3
     max error) — an order of magnitude worse for a 2× saving on a bank that is small anyway, hence
-    float16. float32 is exact. See benchmarks/results_semisup.md. Labels are expected in [0, 1].
+    float16. float32 is exact. See benchmarks/RESULTS.md. Labels are expected in [0, 1].
 
     The bank lives on `device` (CPU by default; indices/labels are moved there). With DDP every rank
     must see the same updates: all-gather (indices, labels) across ranks before calling ``update``.
