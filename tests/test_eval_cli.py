@@ -174,13 +174,6 @@ def test_recorded_extended_set(case, tmp_path):
     assert result.exit_code == 1 and "--test" in result.output
 
 
-def test_checkpoint_seam_reports_not_implemented(case, monkeypatch):
-    monkeypatch.setitem(sys.modules, "avslkit.methods", None)  # methods not installed
-    result = runner.invoke(app, ["eval", str(case / "run"), "--test", str(case / "vggss.json"),
-                                 "--annotations", str(case / "vggss.json"), "--test-list", str(case / "test.csv")])
-    assert result.exit_code == 2 and "--maps" in result.output
-
-
 def test_checkpoint_round_trip_with_trained_run(tmp_path):
     """`avslkit eval RUN --test STORE --extended`: maps come from the training methods' predict_maps."""
     try:

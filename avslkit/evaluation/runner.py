@@ -15,7 +15,7 @@ import numpy as np
 
 from avslkit import __version__
 from avslkit.data.annotations import Annotations, gt_maps, read_annotations, read_extended_csv, read_id_list
-from avslkit.errors import AvslError, NotImplementedYet
+from avslkit.errors import AvslError
 from avslkit.evaluation.baselines import BASELINES, MapSource, baseline_source
 from avslkit.evaluation.items import EvalItem, negative_items, positive_items, read_recorded_extended
 from avslkit.evaluation.protocol import summarize
@@ -118,18 +118,11 @@ def maps_from_checkpoint(ckpt: str | Path, store: str | Path, pairs: Sequence[Ev
                          batch_size: int = 32) -> np.ndarray:
     """Absolute score maps (N, h, w) of a trained model for (video, audio) pairs of a test store.
 
-    Seam for the training code: delegates to `avslkit.methods.predict_maps(ckpt, store, pairs,
-    device=, batch_size=)`, imported lazily.
+    Delegates to `avslkit.methods.predict_maps`, imported lazily (torch models load only when needed).
     """
-    try:
-        from avslkit import methods  # noqa: PLC0415
-        predict = getattr(methods, "predict_maps")
-    except (ImportError, AttributeError):
-        raise NotImplementedYet(
-            f"evaluating a checkpoint ({ckpt}) needs the training methods, which are not installed yet; "
-            "export maps to an .npz and use 'avslkit eval --maps MAPS.npz' meanwhile"
-        ) from None
-    return np.asarray(predict(ckpt, store, pairs, device=device, batch_size=batch_size))
+    from avslkit.methods import predict_maps  # noqa: PLC0415
+
+    return np.asarray(predict_maps(ckpt, store, pairs, device=device, batch_size=batch_size))
 
 
 # -- per-sample statistics ------------------------------------------------------------------------------
