@@ -31,6 +31,7 @@ def command(
     out: Optional[Path] = typer.Option(None, "--out", help="metrics.json path, default metrics.json (per-sample CSV and config beside it)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML overriding configs/eval.yaml."),
     set_: List[str] = typer.Option([], "--set", help="key=value override (repeatable)."),
+    save_maps: bool = typer.Option(False, "--save-maps", help="Also write <out>.maps.npz (every sample's map) for 'avslkit viz'."),
 ) -> None:
     """Evaluate localisation maps with the published protocol (LocAcc, AUC, AP, max-F1, MSE).
 
@@ -52,4 +53,8 @@ def command(
     extra = {k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items() if v is not None}
     cfg = load_config("eval", config, set_, extra)
     run_evaluation(cfg)
+    if save_maps:  # viz: maps for every evaluated sample, from the evaluation's own source
+        from avslkit.viz.runs import save_eval_maps
+
+        save_eval_maps(cfg["out"], device=cfg["device"], batch_size=cfg["batch_size"])
     typer.echo(str(cfg["out"]))

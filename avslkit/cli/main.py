@@ -33,7 +33,9 @@ COMMANDS: list[tuple[str, str]] = [
     ("train", "train"),
     ("eval", "evaluate"),
     ("viz", "viz"),
+    ("localize", "localize"),
     ("weights", "weights"),
+    ("demo", "demo"),
 ]
 
 
