@@ -49,12 +49,9 @@ def command(
         "ann_format": ann_format, "test_list": test_list, "test": test, "extended": extended or None,
         "extended_csv": extended_csv, "classes": classes, "binarize": binarize, "gt": gt, "max_f1": max_f1,
         "ogl_weights": ogl_weights, "skip_missing": skip_missing or None, "device": device, "out": out,
+        "save_maps": save_maps or None,
     }
     extra = {k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items() if v is not None}
     cfg = load_config("eval", config, set_, extra)
     run_evaluation(cfg)
-    if save_maps:  # viz: maps for every evaluated sample, from the evaluation's own source
-        from avslkit.viz.runs import save_eval_maps
-
-        save_eval_maps(cfg["out"], device=cfg["device"], batch_size=cfg["batch_size"])
     typer.echo(str(cfg["out"]))

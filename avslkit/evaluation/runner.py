@@ -221,6 +221,16 @@ def _print_table(metrics: dict[str, Any], title: str) -> None:
                          f"  AP@0.75 {f(metrics['at_iou_0.75']['ap']) if 'at_iou_0.75' in metrics else '—'}")
 
 
+def save_maps_npz(path: Path, names: Sequence[str], source: MapSource, chunk_size: int = 256) -> None:
+    """Write the absolute maps of `names` (taken from `source` chunk by chunk) to an npz, atomically."""
+    n = len(names)
+    maps = np.concatenate([np.asarray(source(np.arange(a, min(n, a + chunk_size))), dtype=np.float32)
+                           for a in range(0, n, chunk_size)]) if n else np.zeros((0, 1, 1), np.float32)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, names=np.array(list(names)), maps=maps)
+
+
 def run_evaluation(cfg: dict[str, Any], print_table: bool = True) -> dict[str, Any]:
     """Resolve the inputs of a config (see configs/eval.yaml), evaluate, write outputs, return metrics."""
     from avslkit.config import save_config
@@ -257,6 +267,8 @@ def run_evaluation(cfg: dict[str, Any], print_table: bool = True) -> dict[str, A
     out = Path(cfg["out"])
     atomic_write_json(out, metrics)
     write_samples_csv(out.with_suffix(".samples.csv"), items, stats)
+    if cfg.get("save_maps"):  # for `avslkit viz`: the maps just scored, without running the model again
+        save_maps_npz(out.with_suffix(".maps.npz"), [it.name for it in items], source, cfg["chunk_size"])
     save_config(cfg, out.with_suffix(".config.yaml"))
     if print_table:
         _print_table(metrics, desc)
