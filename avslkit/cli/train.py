@@ -26,7 +26,7 @@ def _flag_values(**flags: object) -> dict:
 
 @user_errors
 def command(
-    method: str = typer.Argument(..., help="Method to train: ezvsl | slavc (more as they land)."),
+    method: str = typer.Argument(..., help="Method to train: ezvsl | slavc | dmt | xpl | supervised | naive-ssl | hard-pl."),
     data: Optional[Path] = typer.Option(None, "--data", help="Training store (.h5) from 'avslkit preprocess'."),
     out: Path = typer.Option(..., "--out", help="Run directory (config.yaml, log.jsonl, last.pt, best.pt, checkpoints.json)."),
     val: Optional[Path] = typer.Option(None, "--val", help="Validation store (.h5); best.pt is chosen on it."),
@@ -43,6 +43,10 @@ def command(
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (data order, augmentation, init)."),
     image_size: Optional[int] = typer.Option(None, "--image-size", min=32, help="Training crop / test resize."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", min=0, help="Stop after this many steps in total (0 = no limit)."),
+    annotations: Optional[Path] = typer.Option(None, "--annotations", help="Semi-supervised methods: boxes of the training clips (vggss.json or Flickr XML dir)."),
+    labeled: Optional[str] = typer.Option(None, "--labeled", help="Semi-supervised methods: labelled clips: 4k | 2k | 256 | 0.03 | all | ids.txt."),
+    val_labeled: Optional[int] = typer.Option(None, "--val-labeled", min=0, help="Semi-supervised methods: annotated clips held out for validation (default 500)."),
+    student: Optional[str] = typer.Option(None, "--student", help="dmt: student unit: localizer | ezvsl."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt (exactly: optimiser, momentum, RNG, data position)."),
 ) -> None:
     """Train METHOD on a store; checkpoints every epoch, best.pt by validation LocAcc.
@@ -64,6 +68,8 @@ def command(
         data__val_annotations=str(val_annotations) if val_annotations else None,
         device=device, amp=amp, channels_last=channels_last, epochs=epochs, batch_size=batch_size,
         optim__lr=lr, workers=workers, seed=seed, image_size=image_size, max_steps=max_steps,
+        data__annotations=str(annotations) if annotations else None, data__labeled=labeled,
+        data__val_labeled=val_labeled, ssl__student=student,
     )
     saved = saved_run_config(out) if resume else None
     if saved is not None:

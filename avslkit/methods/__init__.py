@@ -14,3 +14,6 @@ __all__ = [
     "predict_maps",
     "register_method",
 ]
+
+# Semi-supervised methods (dmt, xpl, supervised, naive-ssl, hard-pl): imported so the registry sees them.
+from avslkit.methods import dmt as _dmt, ssl_baselines as _ssl_baselines, xpl as _xpl  # noqa: E402,F401

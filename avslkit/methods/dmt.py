@@ -1,0 +1,199 @@
+"""Dual Mean-Teacher (Guo et al., NeurIPS 2023) as a training task: ``avslkit train dmt``.
+
+Two teacher–student pairs A, B (``units.a`` / ``units.b``: ResNet-18 visual encoder, audio backbone
+VGGish for A and SoundNet-8 for B by default, audio head g(·)). Stages (one epoch = one pass over
+the unlabelled set, see ``avslkit.methods.localizer``):
+
+1. **Warm-up** (``ssl.warmup_epochs``, 6; counted in passes over the unlabelled set by default, or over
+   the labelled set with ``ssl.warmup_unit: labeled``, which may end mid-epoch): the students are trained with H(G, P) on labelled batches
+   (strong augmentation); at the end the teachers are set to copies of them — i.e. the teachers are
+   the warmed-up networks and the students start the unbiased stage from the same weights.
+2. **Unbiased stage**: per step, the teachers (eval mode, ``torch.no_grad``, frozen parameters) map
+   the weak view of the unlabelled batch; ``avslkit.semisup.dmt.dmt_pseudo_labels`` binarises at
+   δ (``ssl.delta``), keeps samples with IoU(M^A, M^B) ≥ τ (``ssl.tau``) and labels them with M^A·M^B
+   (IPL). Each student sees labelled ∪ kept samples on the strong view of the same crop
+   (photometric-only RandAugment, so the labels stay aligned), loss
+   H = mean over labelled and kept samples of H(G, P), plus ``ssl.contrastive_weight`` (λ_u = 1) × the
+   attention-pooled contrastive loss (Eq. 12) over the student's whole batch (labelled + unlabelled
+   pairs). After each optimiser step the teachers follow the students by EMA (β = ``ssl.ema``).
+
+Inference (``ssl.inference``): ``teachers`` = mean of the two teachers' maps (Eq. 15, default),
+``teacher_a``, ``students`` or ``student_a``.
+
+Ablations (DMT Tables 5, 15) as config switches: ``ssl.single_teacher`` (one pair A; label = M^A,
+samples with an empty map skipped), ``ssl.filter: false`` (no Noise Filtering), ``ssl.pseudo_label``
+(``intersection`` = IPL; ``own`` = each student learns its own teacher's map (no IPL); ``union``,
+``teacher_a``, ``teacher_b``), ``ssl.use_ema: false`` (teachers stay the warmed-up networks),
+same backbone (``units.b.audio: vggish``), same augmentation (``augment.student: none``: students see
+the weak view too), ``ssl.labels_in_stage2: false`` (students see only pseudo-labelled data).
+``ssl.student``: ``localizer`` (default: attention contrastive) or ``ezvsl`` (the EZ-VSL pipeline as
+student unit, Table 4: max-pooled contrastive loss and the linear audio head).
+
+Logged per epoch (``task_*`` in the epoch records): ``pl_kept_mean`` (fraction of unlabelled samples
+kept), ``pl_iou_mean`` (mean IoU between the teachers), ``val_pl_iou`` (IoU with ground truth of the
+pseudo-labels the teachers make on the held-out labelled clips — Fig. 5), ``val_pl_kept`` and the
+held-out ``val_loc_acc``/``val_ciou_mean`` of the inference maps.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from avslkit.errors import AvslError
+from avslkit.losses.attention import CONTRASTIVE_LOSSES
+from avslkit.losses.supervised import supervised_loss
+from avslkit.methods.base import register_method
+from avslkit.methods.localizer import SemiSupervisedTask
+from avslkit.semisup.dmt import PSEUDO_LABEL_RULES, dmt_pseudo_labels
+from avslkit.semisup.ema import ema_update_, make_teacher
+
+INFERENCE = ("teachers", "teacher_a", "students", "student_a")
+STUDENTS = {"localizer": ("attention", None), "ezvsl": ("gmp", "linear")}  # student → (contrastive, audio head)
+
+
+@register_method("dmt")
+class DMTTask(SemiSupervisedTask):
+    """Dual Mean-Teacher: warm-up, then EMA teachers' filtered intersection pseudo-labels."""
+
+    def build(self) -> None:
+        ssl = self.cfg.get("ssl", {}) or {}
+        self.unit_names = ("a",) if bool(ssl.get("single_teacher", False)) else ("a", "b")
+        student = str(ssl.get("student", "localizer"))
+        if student not in STUDENTS:
+            raise AvslError(f"unknown ssl.student {student!r}; use one of {', '.join(STUDENTS)}")
+        contrastive, head = STUDENTS[student]
+        if head is not None:
+            self.cfg = {**self.cfg, "model": {**dict(self.cfg.get("model", {}) or {}), "audio_head": head}}
+        aug = self.cfg.get("augment", {}) or {}
+        self.unlabeled_views = (str(aug.get("teacher", "none")), str(aug.get("student", "randaugment")))
+        self.contrastive = CONTRASTIVE_LOSSES[contrastive]
+        self.contrastive_kwargs = (
+            {"attention_audio": str(ssl.get("attention_audio", "pair")), "attention_temperature": float(ssl.get("attention_temperature", 1.0))}
+            if contrastive == "attention" else {}
+        )
+        super().build()
+
+    def build_extra(self) -> None:
+        ssl = self.cfg.get("ssl", {}) or {}
+        self.teachers: dict[str, nn.Module] = {n: make_teacher(m) for n, m in self.units.items()}
+        for t in self.teachers.values():
+            t.eval()
+        self.delta, self.tau_iou = float(ssl.get("delta", 0.6)), float(ssl.get("tau", 0.7))
+        self.use_filter = bool(ssl.get("filter", True))
+        self.rule = str(ssl.get("pseudo_label", "intersection"))
+        if self.rule != "own" and self.rule not in PSEUDO_LABEL_RULES:
+            raise AvslError(f"unknown ssl.pseudo_label {self.rule!r}; use own or one of {', '.join(PSEUDO_LABEL_RULES)}")
+        self.beta = float(ssl.get("ema", 0.999)) if bool(ssl.get("use_ema", True)) else 1.0
+        self.lambda_u = float(ssl.get("contrastive_weight", 1.0))
+        self.labels_in_stage2 = bool(ssl.get("labels_in_stage2", True))
+        self.pl_size = ssl.get("pseudo_label_size")
+        self.inference = str(ssl.get("inference", "teachers"))
+        if self.inference not in INFERENCE:
+            raise AvslError(f"unknown ssl.inference {self.inference!r}; use one of {', '.join(INFERENCE)}")
+
+    def models(self) -> dict[str, nn.Module]:
+        return {**{f"unit_{n}": m for n, m in self.units.items()}, **{f"teacher_{n}": t for n, t in self.teachers.items()}}
+
+    def frozen_models(self) -> set[str]:
+        return {f"teacher_{n}" for n in self.teachers}
+
+    def inference_units(self) -> dict[str, nn.Module]:
+        """Keys end in the unit name ("teacher_a", "a"): the feature type is looked up from it."""
+        if self.inference == "teachers":
+            return {f"teacher_{n}": t for n, t in self.teachers.items()}
+        if self.inference == "teacher_a":
+            return {"teacher_a": self.teachers["a"]}
+        if self.inference == "students":
+            return dict(self.units)
+        return {"a": self.units["a"]}
+
+    # -- stages -----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def enter_stage(self, stage: str) -> None:
+        if stage == "unbiased":
+            for n, teacher in self.teachers.items():
+                ema_update_(teacher, self.units[n], 0.0)  # teachers := the warmed-up networks
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"stage": self.stage}
+
+    def load_extra_state(self, state: Mapping[str, Any]) -> None:
+        self.stage = str(state.get("stage", self.stage))
+
+    def after_optimizer_step(self) -> None:
+        if self.stage == "unbiased" and self.beta < 1.0:
+            for n, teacher in self.teachers.items():
+                ema_update_(teacher, self.units[n], self.beta)
+
+    # -- pseudo-labels ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def teacher_maps(self, images: torch.Tensor, feats: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        out = {}
+        for n, t in self.teachers.items():
+            t.eval()
+            out[n] = t.pair_map(t.encode_image(images), t.encode_audio(feats[n])).float()
+        return out
+
+    def pseudo_labels(self, maps: Mapping[str, torch.Tensor]) -> Any:
+        rule = "teacher_a" if self.rule == "own" else self.rule
+        return dmt_pseudo_labels(maps["a"], maps.get("b"), self.delta, self.tau_iou, self.map_norm,
+                                 size=self.pl_size, use_filter=self.use_filter, label=rule)
+
+    def labels_for(self, pl: Any, unit: str) -> torch.Tensor:
+        if self.rule == "own" and unit == "b" and pl.masks_b is not None:
+            return pl.masks_b.float()
+        return pl.labels
+
+    def pseudo_labels_for_quality(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = self.features_for(batch["audio"])
+        pl = self.pseudo_labels(self.teacher_maps(self._images(batch["image"]), feats))
+        return pl.labels, pl.keep
+
+    # -- step -------------------------------------------------------------------------------------
+    def compute_loss(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        lab = batch["labeled"]
+        images, gt = self.labeled_terms(lab)
+        n_lab = images.shape[0]
+        terms: dict[str, torch.Tensor] = {}
+        if self.stage == "warmup":
+            feats = self.features_for(lab["audio"])
+            total = images.new_zeros(())
+            for n in self.units:
+                model = self.ddp(f"unit_{n}")
+                v, a = model(images, feats[n])
+                h = supervised_loss(self.units[n].pair_map(v, a), gt, self.loss_kind, self.loss_resize)
+                terms[f"loss_sup_{n}"] = h.detach()
+                total = total + h
+            return total, terms
+
+        unl = batch["unlabeled"]
+        views = self._images(unl["image"])
+        use_lab = self.labels_in_stage2
+        audio = torch.cat([lab["audio"], unl["audio"]]) if use_lab else unl["audio"]
+        feats = self.features_for(audio)  # one feature computation per audio input type
+        off = n_lab if use_lab else 0
+        pl = self.pseudo_labels(self.teacher_maps(self._images(views[:, 0]), {n: f[off:] for n, f in feats.items()}))
+        self.record(pl_kept=pl.kept_fraction, pl_iou=pl.mean_iou)
+        student_images = torch.cat([images, self._images(views[:, -1])]) if use_lab else self._images(views[:, -1])
+        total = images.new_zeros(())
+        for n in self.units:
+            model, unit = self.ddp(f"unit_{n}"), self.units[n]
+            v, a = model(student_images, feats[n])
+            maps = unit.pair_map(v, a)
+            per_pl = supervised_loss(maps[off:], self.labels_for(pl, n), self.loss_kind, self.loss_resize, mask=pl.keep, reduction="none")
+            count = pl.keep.sum()
+            h_sum = per_pl.sum()
+            if use_lab:
+                per_lab = supervised_loss(maps[:off], gt, self.loss_kind, self.loss_resize, reduction="none")
+                h_sum, count = h_sum + per_lab.sum(), count + n_lab
+            h = h_sum / count.clamp_min(1)
+            con, _ = self.contrastive(v, a, tau=float(unit.tau), **self.contrastive_kwargs)
+            terms[f"loss_sup_{n}"], terms[f"loss_con_{n}"] = h.detach(), con.detach()
+            total = total + h + self.lambda_u * con
+        terms["pl_kept"] = torch.tensor(pl.kept_fraction)
+        if pl.masks_b is not None:
+            terms["pl_iou"] = torch.tensor(pl.mean_iou)
+        return total, terms

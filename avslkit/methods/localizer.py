@@ -1,0 +1,505 @@
+"""The supervised localiser unit and the shared machinery of the semi-supervised tasks.
+
+**Localiser unit** (DMT App. B.2, XPL Sec. 3): a visual ResNet-18 → B×512×h×w map, an audio
+backbone (``vggish`` | ``soundnet8`` | ``resnet18_spec``, each with its own audio input, see
+``AUDIO_INPUTS``) and the audio head g(·) (default the two-layer MLP), both projected and
+L2-normalised; the map is ⟨v(p), a⟩/τ (the EZ-VSL model, ``avslkit.models.ezvsl.EZVSL``, is
+exactly this network, so the unit reuses it). The maps are read as per-pixel logits by the
+supervised loss ``pixel_bce`` (P = sigmoid(map)) or as a spatial distribution by ``spatial_ce``.
+Units are configured by ``model.*`` (shared) merged with ``units.<name>.*`` (per unit).
+
+**Data of the semi-supervised tasks** (``SemiSupervisedTask``):
+
+- the split (``avslkit.semisup.labeled.split_labeled``): ``data.labeled`` (4k | 2k | 256 | 0.03 |
+  all | ids.txt) labelled clips drawn (``data.split_seed``, default the run seed) from the clips of the
+  training store that have boxes in ``data.annotations``; ``data.val_labeled`` (500) annotated clips
+  held out for validation (never the test set; ``data.exclude`` = an id file removed from every
+  part); the rest unlabelled. The chosen ids are written to ``labeled.txt``/``val.txt`` in the run
+  directory at the first epoch; a resumed run must draw the same ids (checked).
+- streams: ``labeled`` (strong augmentation, boxes follow geometric ops, ground-truth map; tiled
+  when it holds fewer clips than one global batch) and
+  ``unlabeled``. One epoch is one pass over the *first* stream: ``unlabeled`` for the methods that use
+  unlabelled data (also during their warm-up epochs, where the steps draw labelled batches and the
+  unlabelled stream is gated off so it loads nothing), ``labeled`` for ``supervised``. With
+  ``ssl.warmup_unit: labeled`` the warm-up lasts ``warmup_epochs`` passes over the labelled stream
+  instead (a step count; the stage may switch mid-epoch, and is derived from the global step, so
+  resume is exact).
+- unlabelled items carry two views stacked in ``image`` (B×2×3×S×S): view 0 and view 1 share one
+  geometry (resize, crop, flip) and differ only photometrically (``TwoViewTransform``), so a map
+  predicted on one view is a pixel-aligned label for the other. DMT: view 0 = weak (teachers), view 1 =
+  strong photometric (students). XPL: view 0 → model A, view 1 → model B (independently drawn
+  photometric RandAugment). Geometric RandAugment on unlabelled data would need warping the
+  pseudo-labels; it is not offered.
+
+Efficiency: each audio input type is computed once per step for the whole (labelled + unlabelled)
+batch and shared by every unit, teacher and student that uses it (``FeatureBank``).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from avslkit.errors import AvslError
+from avslkit.methods.base import Task
+
+__all__ = [
+    "AUDIO_INPUTS",
+    "FeatureBank",
+    "GatedDataset",
+    "SemiSupervisedTask",
+    "TwoViewTransform",
+    "build_localizer",
+    "unit_config",
+]
+
+# audio backbone → (audio feature of avslkit.data.audio, its options); others default to the spectrogram
+AUDIO_INPUTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "vggish": ("vggish_logmel", {}),
+    "soundnet8": ("waveform", {"target_rate": 22050}),  # SoundNet was trained on 22.05 kHz audio
+    "resnet18_spec": ("spectrogram", {}),
+}
+_UNIT_KEYS = ("visual", "audio", "visual_weights", "audio_weights", "visual_cfg", "audio_cfg", "dim", "tau", "audio_head", "init")
+
+
+def unit_config(cfg: Mapping[str, Any], unit: str) -> dict[str, Any]:
+    """``model.*`` merged with ``units.<unit>.*`` (keys of the unit win when not null)."""
+    merged = {k: v for k, v in dict(cfg.get("model", {}) or {}).items() if k != "name"}
+    for k, v in dict((cfg.get("units", {}) or {}).get(unit, {}) or {}).items():
+        if v is not None:
+            merged[k] = v
+    if not merged.get("audio"):
+        raise AvslError(f"no audio backbone for unit '{unit}': set units.{unit}.audio (vggish, soundnet8, resnet18_spec)")
+    return merged
+
+
+def build_localizer(unit_cfg: Mapping[str, Any]) -> tuple[nn.Module, tuple[str, dict[str, Any]]]:
+    """(model with encode_image/encode_audio/pair_map, (audio feature name, options)) of one unit."""
+    from avslkit.models.registry import build_model
+
+    kwargs = {k: unit_cfg[k] for k in _UNIT_KEYS if k in unit_cfg}
+    model = build_model("method.ezvsl", **kwargs)
+    audio = str(unit_cfg["audio"]).split(".")[-1]
+    default_name, default_opts = AUDIO_INPUTS.get(audio, ("spectrogram", {}))
+    name = unit_cfg.get("audio_feature") or default_name
+    opts = dict(default_opts if name == default_name else {})
+    opts.update(dict(unit_cfg.get("audio_feature_options") or {}))
+    return model, (str(name), opts)
+
+
+class FeatureBank:
+    """Audio feature modules by (name, options); ``compute`` evaluates each once per waveform batch."""
+
+    def __init__(self, sample_rate: int, device: torch.device):
+        self.sample_rate, self.device = int(sample_rate), device
+        self.modules: dict[str, nn.Module] = {}
+
+    @staticmethod
+    def key(spec: tuple[str, Mapping[str, Any]]) -> str:
+        name, opts = spec
+        return name + repr(sorted(opts.items()))
+
+    def add(self, spec: tuple[str, Mapping[str, Any]]) -> str:
+        from avslkit.data.audio import build_audio_feature
+
+        k = self.key(spec)
+        if k not in self.modules:
+            self.modules[k] = build_audio_feature(spec[0], self.sample_rate, **dict(spec[1])).to(self.device)
+        return k
+
+    @torch.no_grad()
+    def compute(self, audio: torch.Tensor, keys: set[str] | list[str]) -> dict[str, torch.Tensor]:
+        audio = audio.to(self.device, non_blocking=True).float()
+        return {k: self.modules[k](audio) for k in dict.fromkeys(keys)}
+
+
+class TwoViewTransform:
+    """Views of one frame sharing a geometry: geometric transform once, then photometric ops per view.
+
+    Returns ``{"image": V×3×S×S}`` (V = len(views)) (``boxes`` follow the shared geometry). ``photometric`` per view:
+    "none" (the weak view) or "randaugment" (photometric-only RandAugment, ``num_ops``/``magnitude``).
+    """
+
+    name = None
+
+    def __init__(self, image_size: int, views: tuple[str, ...] = ("none", "randaugment"), num_ops: int = 2, magnitude: int = 9):
+        from avslkit.data.transforms import BoxAwareRandAugment, ToNormalizedFloat, build_image_transform
+
+        for v in views:
+            if v not in ("none", "randaugment"):
+                raise AvslError(f"unknown view augmentation {v!r}; use none or randaugment")
+        self.geometry = build_image_transform("weak", image_size=image_size, normalize=False)
+        self.views = tuple(views)
+        self.photometric = BoxAwareRandAugment(num_ops=num_ops, magnitude=magnitude, geometric=False)
+        self.normalize = ToNormalizedFloat()
+
+    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
+        out = self.geometry(sample)
+        base = out["image"]
+        views = [self.normalize(self.photometric(base) if v == "randaugment" else base) for v in self.views]
+        out["image"] = torch.stack([torch.as_tensor(v).as_subclass(torch.Tensor) for v in views])
+        return out
+
+
+class UnitForward(nn.Module):
+    """A localiser unit as one module whose ``forward(images, audio_input) -> (v, a)`` DDP can wrap
+    (DDP only runs ``forward``; the unit itself is the registered child, so parameters are shared)."""
+
+    def __init__(self, unit: nn.Module):
+        super().__init__()
+        self.unit = unit
+
+    def forward(self, images: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.unit.encode_image(images), self.unit.encode_audio(audio)
+
+
+class GatedDataset(torch.utils.data.Dataset):
+    """A dataset that yields only ``{"index": i}`` while ``active`` is False (no decoding, no I/O).
+
+    Lets a stream that a stage does not use (the unlabelled data during warm-up) keep its place in
+    the engine's loaders without loading anything. The flag is read when the loader's iterator (and
+    its workers) are created, i.e. after ``on_epoch_start``.
+    """
+
+    def __init__(self, dataset: Any):
+        self.dataset = dataset
+        self.active = True
+        self.store = getattr(dataset, "store", None)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def close(self) -> None:
+        close = getattr(self.dataset, "close", None)
+        if callable(close):
+            close()
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.dataset[index] if self.active else {"index": index}
+
+
+class RepeatedDataset(torch.utils.data.Dataset):
+    """The items of `dataset` tiled `times` times (item i is dataset[i % len]): a labelled set smaller
+    than one global batch still fills whole batches (each clip then appears several times per batch)."""
+
+    def __init__(self, dataset: Any, times: int):
+        self.dataset, self.times = dataset, max(1, int(times))
+        self.store = getattr(dataset, "store", None)
+
+    def __len__(self) -> int:
+        return len(self.dataset) * self.times
+
+    def close(self) -> None:
+        close = getattr(self.dataset, "close", None)
+        if callable(close):
+            close()
+
+    def __getitem__(self, index: int) -> Any:
+        return self.dataset[index % len(self.dataset)]
+
+
+def _normalised_boxes(entry: Any) -> np.ndarray:
+    boxes = np.asarray(entry.boxes, dtype=np.float64).reshape(-1, 4)
+    return boxes / 256.0 if entry.format == "flickr" else boxes  # Flickr boxes: 256-pixel grid (annotators pooled)
+
+
+class SemiSupervisedTask(Task):
+    """Base of supervised / naive-ssl / hard-pl / DMT / XPL: units, split, streams, features, metrics.
+
+    Subclasses set ``unit_names``, ``uses_unlabeled`` and implement ``compute_loss``; ``inference_units``
+    names the units whose maps are averaged by ``localization_maps``.
+    """
+
+    unit_names: tuple[str, ...] = ("a",)
+    uses_unlabeled: bool = True
+    unlabeled_views: tuple[str, ...] = ("none", "randaugment")
+
+    # -- models ---------------------------------------------------------------------------------
+    def build(self) -> None:
+        sample_rate = (self.cfg.get("audio", {}) or {}).get("sample_rate")
+        if not sample_rate:
+            raise AvslError("audio.sample_rate is not set (it is read from the training store; pass --data STORE.h5)")
+        self.features = FeatureBank(int(sample_rate), self.device)
+        self.units: dict[str, nn.Module] = {}
+        self.unit_features: dict[str, str] = {}
+        for name in self.unit_names:
+            model, spec = build_localizer(unit_config(self.cfg, name))
+            self.units[name] = model
+            self.unit_features[name] = self.features.add(spec)
+        self.forwards = {f"unit_{n}": UnitForward(m) for n, m in self.units.items()}
+        first = self.units[self.unit_names[0]]
+        self.score_bounds = tuple(first.map_bounds)
+        ssl = self.cfg.get("ssl", {}) or {}
+        self.loss_kind = str(ssl.get("supervised_loss", "pixel_bce"))
+        self.loss_resize = str(ssl.get("resize", "area"))
+        from avslkit.losses.supervised import SUPERVISED_LOSSES
+
+        if self.loss_kind not in SUPERVISED_LOSSES:
+            raise AvslError(f"unknown ssl.supervised_loss {self.loss_kind!r}; use one of {', '.join(SUPERVISED_LOSSES)}")
+        self.map_norm = str(ssl.get("map_norm") or SUPERVISED_LOSSES[self.loss_kind].map_norm)
+        self.warmup_epochs = int(ssl.get("warmup_epochs", 0) or 0)
+        self.split = None
+        self._datasets: dict[str, Any] | None = None
+        self.stage = "warmup" if self.warmup_epochs > 0 else "unbiased"
+        self._epoch_stats: dict[str, list[float]] = {}
+        self.build_extra()
+
+    def build_extra(self) -> None:
+        """Teachers, banks... (after the units exist)."""
+
+    def models(self) -> dict[str, nn.Module]:
+        return {f"unit_{n}": m for n, m in self.units.items()}
+
+    def trainable_modules(self) -> dict[str, nn.Module]:
+        """``unit_<n>`` → ``UnitForward`` (call ``self.ddp(name)(images, audio_input)`` in training)."""
+        return self.forwards
+
+    def inference_units(self) -> dict[str, nn.Module]:
+        return self.units
+
+    # -- data -----------------------------------------------------------------------------------
+    def make_split(self) -> Any:
+        """The labelled / validation / unlabelled split of the training store (seeded, see module doc)."""
+        if self.split is not None:
+            return self.split
+        from avslkit.data.annotations import read_annotations, read_id_list
+        from avslkit.data.store import Store
+        from avslkit.semisup.labeled import parse_labeled_spec, split_labeled
+
+        data = self.cfg.get("data", {}) or {}
+        train, ann_path = data.get("train"), data.get("annotations")
+        if not ann_path:
+            raise AvslError(f"method '{self.method}' needs the boxes of the training clips: pass --annotations vggss.json (config data.annotations)")
+        if not Path(ann_path).exists():
+            raise AvslError(f"annotations not found: {ann_path} (pass vggss.json or a Flickr XML directory with --annotations)")
+        spec = parse_labeled_spec(data.get("labeled", "4k"))
+        self.annotations = read_annotations(ann_path, str(data.get("annotation_format", "auto") or "auto"))
+        exclude = read_id_list(data["exclude"]) if data.get("exclude") else []
+        seed = data.get("split_seed")
+        with Store(train) as store:
+            store_ids = list(store.ids)
+        self.split = split_labeled(
+            store_ids, list(self.annotations), spec, int(data.get("val_labeled", 500)),
+            seed=int(self.cfg.get("seed", 0) if seed is None else seed), exclude_ids=exclude,
+        )
+        val_store = data.get("val")
+        if val_store and Path(val_store).resolve() == Path(train).resolve():
+            from avslkit.utils.console import log
+
+            log.warning("--val is the training store: the engine's validation then scores the labelled clips too; "
+                        "use the task_val_* numbers (held-out clips only) or a separate validation store")
+        if self.uses_unlabeled and not self.split.unlabeled:
+            raise AvslError(f"{train}: no unlabelled clips are left after the split {self.split.summary()}; use a bigger store or fewer labels")
+        return self.split
+
+    def _boxes(self, ids: list[str]) -> dict[str, np.ndarray]:
+        return {cid: _normalised_boxes(self.annotations[cid]) for cid in ids}
+
+    def train_datasets(self) -> dict[str, Any]:
+        from avslkit.data.dataset import AVDataset
+
+        if self._datasets is not None:
+            return self._datasets
+        split = self.make_split()
+        data = self.cfg["data"]
+        aug = self.cfg.get("augment", {}) or {}
+        size = int(self.cfg.get("image_size", 224))
+        decoder = data.get("decoder", "tensor")
+        labeled = AVDataset(
+            data["train"], ids=split.labeled, image_transform=str(aug.get("labeled", "strong")), boxes=self._boxes(split.labeled),
+            image_size=size, decoder=decoder, transform_opts=self._strong_opts(str(aug.get("labeled", "strong"))),
+        )
+        streams: dict[str, Any] = {}
+        if self.uses_unlabeled:
+            two = TwoViewTransform(size, self.unlabeled_views, int(aug.get("num_ops", 2)), int(aug.get("magnitude", 9)))
+            self.unlabeled_data = GatedDataset(AVDataset(data["train"], ids=split.unlabeled, image_transform=two, image_size=size, decoder=decoder))
+            streams["unlabeled"] = self.unlabeled_data
+        batch = int(self.cfg.get("batch_size", 1))
+        if 0 < len(labeled) < batch:  # fewer labels than one batch: tile them (see RepeatedDataset)
+            labeled = RepeatedDataset(labeled, -(-batch // len(labeled)))
+        streams["labeled"] = labeled
+        self._datasets = streams
+        return streams
+
+    def _strong_opts(self, name: str) -> dict[str, Any]:
+        aug = self.cfg.get("augment", {}) or {}
+        return {"num_ops": int(aug.get("num_ops", 2)), "magnitude": int(aug.get("magnitude", 9))} if name.startswith("strong") else {}
+
+    def val_dataset(self) -> Any:
+        """The held-out annotated clips (test transform, ground-truth maps) for the per-epoch quality logs."""
+        from avslkit.data.dataset import AVDataset
+
+        split = self.make_split()
+        ids = split.val[: int((self.cfg.get("ssl", {}) or {}).get("val_max_samples") or len(split.val))]
+        if not ids:
+            return None
+        return AVDataset(self.cfg["data"]["train"], ids=ids, image_transform="test", boxes=self._boxes(ids),
+                         image_size=int(self.cfg.get("image_size", 224)), decoder=self.cfg["data"].get("decoder", "tensor"))
+
+    # -- stage / epoch hooks --------------------------------------------------------------------
+    def warmup_steps(self) -> int | None:
+        """With ``ssl.warmup_unit: labeled``: the warm-up length in steps (``warmup_epochs`` passes over
+        the labelled stream); None with ``unlabeled`` (warm-up = the first ``warmup_epochs`` epochs)."""
+        unit = str((self.cfg.get("ssl", {}) or {}).get("warmup_unit", "unlabeled"))
+        if unit == "unlabeled" or not self.uses_unlabeled:
+            return None
+        if unit != "labeled":
+            raise AvslError(f"unknown ssl.warmup_unit {unit!r}; use unlabeled or labeled")
+        labeled = self.train_datasets()["labeled"]
+        return self.warmup_epochs * max(1, len(labeled) // max(1, int(self.cfg.get("batch_size", 1))))
+
+    def stage_for(self, epoch: int, step: int | None = None) -> str:
+        """Stage of the step `step` (global) in epoch `epoch`."""
+        w = self.warmup_steps()
+        if w is None:
+            return "warmup" if epoch < self.warmup_epochs else "unbiased"
+        return "warmup" if (step if step is not None else self.global_step) < w else "unbiased"
+
+    def _update_stage(self, epoch: int) -> None:
+        new_stage = self.stage_for(epoch, self.global_step)
+        if new_stage != self.stage:
+            self.enter_stage(new_stage)
+        self.stage = new_stage
+
+    def on_epoch_start(self, epoch: int, trainer: Any) -> None:
+        if self.ctx.is_main and trainer is not None:
+            self._save_split(Path(trainer.run_dir))
+        self.current_epoch = epoch
+        self._update_stage(epoch)
+        if self.uses_unlabeled and self._datasets is not None:
+            # load unlabelled data in every epoch that has at least one unbiased-stage step
+            steps = trainer.steps_per_epoch if trainer is not None else len(self.unlabeled_data) // max(1, int(self.cfg.get("batch_size", 1)))
+            self.unlabeled_data.active = self.stage_for(epoch, (epoch + 1) * steps - 1) != "warmup"
+        self._epoch_stats = {}
+
+    def training_step(self, batch: Mapping[str, Any]) -> dict[str, float]:
+        self._update_stage(getattr(self, "current_epoch", 0))  # a step-based warm-up may end mid-epoch
+        return super().training_step(batch)
+
+    def enter_stage(self, stage: str) -> None:
+        """Stage transition (e.g. teachers initialised from the warmed-up students)."""
+
+    def _save_split(self, run_dir: Path) -> None:
+        from avslkit.semisup.labeled import LABELED_FILE, VAL_FILE, save_split
+
+        split = self.make_split()
+        paths = run_dir / LABELED_FILE, run_dir / VAL_FILE
+        if all(p.is_file() for p in paths):
+            saved = [[l.strip() for l in p.read_text().splitlines() if l.strip()] for p in paths]
+            if saved != [split.labeled, split.val]:
+                raise AvslError(f"{run_dir}: labeled.txt/val.txt differ from the split this config draws; resume with the run's own config")
+            return
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_split(split, run_dir)
+
+    def record(self, **values: float) -> None:
+        """Accumulate per-step statistics whose epoch means go into the epoch log."""
+        for k, v in values.items():
+            if v is not None and not (isinstance(v, float) and math.isnan(v)):
+                self._epoch_stats.setdefault(k, []).append(float(v))
+
+    def on_epoch_end(self, epoch: int, trainer: Any) -> dict[str, float]:
+        out = {f"{k}_mean": float(np.mean(v)) for k, v in self._epoch_stats.items() if v}
+        out["stage_unbiased"] = float(self.stage == "unbiased")
+        if bool((self.cfg.get("ssl", {}) or {}).get("log_val_quality", True)):
+            out.update(self.validation_quality())
+        return out
+
+    @torch.no_grad()
+    def validation_quality(self) -> dict[str, float]:
+        """Mean cIoU / LocAcc of the inference maps and the pseudo-label IoU with ground truth on the held-out clips."""
+        from avslkit.data.dataset import collate_av
+        from avslkit.metrics.localization import locacc
+        from avslkit.metrics.maps import upsample_maps
+        from avslkit.metrics.samples import sample_stats
+
+        ds = self.val_dataset()
+        if ds is None:
+            return {}
+        loader = torch.utils.data.DataLoader(ds, batch_size=32, shuffle=False, collate_fn=collate_av,
+                                             generator=torch.Generator().manual_seed(0))
+        was = [m.training for m in self.models().values()]
+        cious, pl_ious, kept = [], [], []
+        try:
+            for batch in loader:
+                maps = self.localization_maps(batch["image"], batch["audio"]).float().cpu()
+                gt = batch["gt_map"].numpy()
+                cious.append(sample_stats(upsample_maps(maps), gt, "relative").ciou)
+                made = self.pseudo_labels_for_quality(batch)
+                if made is not None:
+                    labels, keep = made
+                    keep = keep.cpu()
+                    kept.append(keep)
+                    pl_ious.append(_binary_iou_with_gt(labels, batch["gt_map"])[keep])
+        finally:
+            for m, mode in zip(self.models().values(), was):
+                m.train(mode)
+        c = np.concatenate(cious)
+        out = {"val_loc_acc": locacc(c, 0.5), "val_ciou_mean": float(np.mean(c))}
+        if kept:
+            iou = torch.cat(pl_ious)
+            out["val_pl_kept"] = float(torch.cat(kept).float().mean())
+            out["val_pl_iou"] = float(iou.mean()) if iou.numel() else 0.0
+        return out
+
+    def pseudo_labels_for_quality(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(binary pseudo-labels B×h×w, kept B) the method would make for these clips, or None.
+
+        ``val_pl_iou`` is the mean IoU with ground truth over the kept clips, ``val_pl_kept`` their fraction.
+        """
+        return None
+
+    # -- forward helpers ------------------------------------------------------------------------
+    def train(self, mode: bool = True) -> "SemiSupervisedTask":
+        for name, module in self.models().items():
+            module.train(mode and name not in self.frozen_models())
+        return self
+
+    def frozen_models(self) -> set[str]:
+        """Models that always run in eval mode (teachers)."""
+        return set()
+
+    def _images(self, images: torch.Tensor) -> torch.Tensor:
+        images = images.to(self.device, non_blocking=True).float()
+        return images.contiguous(memory_format=torch.channels_last) if self.channels_last and images.ndim == 4 else images
+
+    def features_for(self, audio: torch.Tensor, units: Mapping[str, Any] | None = None) -> dict[str, torch.Tensor]:
+        """Audio inputs of the given units (default all), each feature type computed once."""
+        names = self.units if units is None else units
+        computed = self.features.compute(audio, {self.unit_features[n] for n in names})
+        return {n: computed[self.unit_features[n]] for n in names}
+
+    @torch.no_grad()
+    def localization_maps(self, images: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        """Mean of the inference units' maps ⟨v, a⟩/τ (DMT Eq. 15 for the two teachers): B×h×w."""
+        self.eval()
+        images = self._images(images)
+        models = self.inference_units()
+        feats = self.features.compute(audio, {self._feature_of(m) for m in models})
+        maps = []
+        with self.autocast():
+            for name, model in models.items():
+                maps.append(model.pair_map(model.encode_image(images), model.encode_audio(feats[self._feature_of(name)])).float())
+        return torch.stack(maps).mean(0)
+
+    def _feature_of(self, name: str) -> str:
+        """Feature key of an inference model name (unit name, or teacher_<unit>)."""
+        return self.unit_features[name.split("_")[-1]]
+
+    def labeled_terms(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images, gt maps) of a labelled batch on the device."""
+        return self._images(batch["image"]), batch["gt_map"].to(self.device, non_blocking=True)
+
+
+def _binary_iou_with_gt(labels: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """IoU of binary h×w labels (nearest-upsampled to the ground truth's grid) with binary ground truth."""
+    up = torch.nn.functional.interpolate(labels[:, None].float().cpu(), size=tuple(gt.shape[-2:]), mode="nearest")[:, 0] > 0.5
+    g = gt.cpu() > 0.5
+    inter = (up & g).flatten(1).sum(1).float()
+    union = (up | g).flatten(1).sum(1).float()
+    return torch.where(union > 0, inter / union.clamp_min(1), torch.zeros_like(union))

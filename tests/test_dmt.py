@@ -1,0 +1,183 @@
+"""DMT task: frozen EMA teachers, Noise Filtering/IPL in the step, stages, exact resume, CLI options, inference."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _train_helpers import make_store, tiny_config, write_vggss_annotations  # noqa: E402
+
+from avslkit.data.dataset import collate_av  # noqa: E402
+from avslkit.engine.checkpoint import load_checkpoint  # noqa: E402
+from avslkit.engine.logging import read_log  # noqa: E402
+from avslkit.engine.run import resolve_data_config, run_training  # noqa: E402
+from avslkit.errors import AvslError  # noqa: E402
+from avslkit.methods import build_task, load_task_for_inference  # noqa: E402
+
+TINY_UNITS = ["units.a.audio=tiny_test", "units.b.audio=tiny_test"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("ssl")
+    store = make_store(root / "train.h5", n=16)
+    ann = write_vggss_annotations(root / "vggss.json", [f"clip{i:03d}" for i in range(10)])
+    return store, ann
+
+
+def dmt_config(data, *overrides: str) -> dict:
+    store, ann = data
+    return tiny_config("dmt", store, f"data.annotations={ann}", "data.labeled=4", "data.val_labeled=4", *TINY_UNITS,
+                       "ssl.warmup_epochs=1", *overrides)
+
+
+def _batch(task, stream: str) -> dict:
+    ds = task.train_datasets()[stream]
+    return collate_av([ds[i] for i in range(4)])
+
+
+def _stage2_task(data, *overrides: str):
+    task = build_task(resolve_data_config(dmt_config(data, *overrides)))
+    task.train_datasets()
+    task.on_epoch_start(0, None)
+    for _ in range(2):  # a few warm-up steps so students and teachers differ from their init
+        task.training_step({"labeled": _batch(task, "labeled"), "unlabeled": {"index": torch.arange(4)}})
+    task.on_epoch_start(1, None)  # enter the unbiased stage: teachers := students
+    assert task.stage == "unbiased"
+    return task
+
+
+def test_teachers_get_no_gradient_and_follow_the_ema_exactly(data):
+    task = _stage2_task(data, "ssl.ema=0.9")
+    for n in ("a", "b"):
+        for (k, t), s in zip(task.teachers[n].state_dict().items(), task.units[n].state_dict().values()):
+            assert torch.equal(t, s), k  # stage entry copies the warmed-up students
+    before = {n: {k: p.detach().clone() for k, p in t.named_parameters()} for n, t in task.teachers.items()}
+    batch = {"labeled": _batch(task, "labeled"), "unlabeled": _batch(task, "unlabeled")}
+    assert batch["unlabeled"]["image"].shape[1] == 2  # weak + strong view of one crop
+    terms = task.training_step(batch)
+    assert "loss_con_a" in terms and "pl_kept" in terms
+    for n, teacher in task.teachers.items():
+        assert not teacher.training
+        student = dict(task.units[n].named_parameters())
+        changed = False
+        for k, p in teacher.named_parameters():
+            assert not p.requires_grad and p.grad is None
+            expected = before[n][k].mul(0.9).add(student[k].detach(), alpha=1 - 0.9)
+            assert torch.equal(p, expected), k
+            changed |= not torch.equal(p, before[n][k])
+        assert changed  # the students moved, so the teachers did too
+
+
+def test_noise_filter_and_ipl_are_applied(data):
+    everything = _stage2_task(data, "ssl.delta=0.0", "ssl.tau=0.0")  # every pixel foreground, IoU 1 → all kept
+    batch = {"labeled": _batch(everything, "labeled"), "unlabeled": _batch(everything, "unlabeled")}
+    assert everything.training_step(batch)["pl_kept"] == 1.0
+    strict = _stage2_task(data, "ssl.delta=0.0", "ssl.tau=1.01")  # IoU ≤ 1 < τ → nothing kept
+    assert strict.training_step(batch)["pl_kept"] == 0.0
+    unfiltered = _stage2_task(data, "ssl.delta=0.0", "ssl.tau=1.01", "ssl.filter=false")
+    assert unfiltered.training_step(batch)["pl_kept"] == 1.0
+    # IPL = M^A · M^B on teacher maps
+    maps = {"a": torch.tensor([[[-5.0, 5.0], [5.0, 5.0]]]), "b": torch.tensor([[[5.0, 5.0], [-5.0, 5.0]]])}
+    strict.delta = 0.6
+    pl = strict.pseudo_labels(maps)
+    assert pl.labels.tolist() == [[[0.0, 1.0], [0.0, 1.0]]]
+
+
+def test_smoke_run_logs_resume_and_inference(data, tmp_path):
+    cfg = dmt_config(data, "epochs=3", "ssl.tau=0.0", "ssl.delta=0.0")
+    straight = tmp_path / "straight"
+    run_training(cfg, straight, quiet=True)
+    assert (straight / "last.pt").is_file()
+    assert len((straight / "labeled.txt").read_text().split()) == 4 and len((straight / "val.txt").read_text().split()) == 4
+    epochs = [r for r in read_log(straight / "log.jsonl") if "epochs_completed" in r and "steps" in r]
+    assert [r["task_stage_unbiased"] for r in epochs] == [0.0, 1.0, 1.0]
+    for key in ("task_pl_kept_mean", "task_pl_iou_mean", "task_val_pl_iou", "task_val_pl_kept", "task_val_loc_acc", "train_loss_con_b"):
+        assert key in epochs[-1], key
+    assert epochs[-1]["task_pl_kept_mean"] == 1.0
+    # 2 warm-up steps + 1, then resume (re-entering epoch 1 mid-way), then the rest == straight
+    pieces = tmp_path / "pieces"
+    run_training({**cfg, "max_steps": 3}, pieces, quiet=True)
+    run_training(cfg, pieces, resume=True, quiet=True)
+    a, b = load_checkpoint(straight / "last.pt")["task"], load_checkpoint(pieces / "last.pt")["task"]
+    assert a["extra"] == b["extra"] == {"stage": "unbiased"}
+    for name in ("unit_a", "unit_b", "teacher_a", "teacher_b"):
+        for k in a["models"][name]:
+            assert torch.equal(a["models"][name][k], b["models"][name][k]), (name, k)
+    task = load_task_for_inference(straight)
+    store, _ = data
+    ds = task.val_dataset()
+    batch = collate_av([ds[0], ds[1]])
+    maps = task.localization_maps(batch["image"], batch["audio"])
+    assert maps.shape[0] == 2 and maps.ndim == 3
+    ta = task.teachers["a"]
+    feats = task.features_for(batch["audio"])
+    with torch.no_grad():
+        only_a = ta.pair_map(ta.encode_image(batch["image"]), ta.encode_audio(feats["a"]))
+        tb = task.teachers["b"]
+        only_b = tb.pair_map(tb.encode_image(batch["image"]), tb.encode_audio(feats["b"]))
+    assert torch.allclose(maps, (only_a + only_b) / 2, atol=1e-5)  # Eq. 15: mean of the two teachers
+
+
+def test_single_teacher_and_ezvsl_student_ablations(data, tmp_path):
+    task = _stage2_task(data, "ssl.single_teacher=true", "ssl.delta=0.0", "ssl.tau=0.0", "ssl.student=ezvsl")
+    assert set(task.teachers) == {"a"} and isinstance(task.units["a"].aud_proj, torch.nn.Linear)
+    batch = {"labeled": _batch(task, "labeled"), "unlabeled": _batch(task, "unlabeled")}
+    terms = task.training_step(batch)
+    assert terms["pl_kept"] == 1.0 and "loss_sup_b" not in terms
+
+
+@pytest.mark.parametrize("spec, message", [("lots", "cannot read labelled spec"), ("7", "asked for 7 clips"), ("0", "at least 1")])
+def test_labeled_spec_errors(data, tmp_path, spec, message):
+    with pytest.raises(AvslError, match=message):
+        run_training(dmt_config(data, f"data.labeled={spec}"), tmp_path / "run", quiet=True)
+
+
+def test_missing_annotations_is_a_clear_error(data, tmp_path):
+    with pytest.raises(AvslError, match="--annotations"):
+        run_training(dmt_config(data, "data.annotations=null"), tmp_path / "run", quiet=True)
+
+
+def test_no_ema_own_labels_and_no_labels_in_stage2_ablations(data):
+    task = _stage2_task(data, "ssl.use_ema=false", "ssl.pseudo_label=own", "ssl.labels_in_stage2=false", "ssl.delta=0.0", "ssl.tau=0.0")
+    before = {n: {k: v.clone() for k, v in t.state_dict().items()} for n, t in task.teachers.items()}
+    maps = {"a": torch.tensor([[[-5.0, 5.0], [5.0, 5.0]]]), "b": torch.tensor([[[5.0, 5.0], [-5.0, 5.0]]])}
+    task.delta = 0.6
+    pl = task.pseudo_labels(maps)
+    assert task.labels_for(pl, "a").tolist() == [[[0.0, 1.0], [1.0, 1.0]]]  # no IPL: each student its own teacher's mask
+    assert task.labels_for(pl, "b").tolist() == [[[1.0, 1.0], [0.0, 1.0]]]
+    task.delta = 0.0
+    batch = {"labeled": _batch(task, "labeled"), "unlabeled": _batch(task, "unlabeled")}
+    terms = task.training_step(batch)
+    assert terms["pl_kept"] == 1.0
+    for n, t in task.teachers.items():  # use_ema=false: the teachers stay the warmed-up networks
+        for k, v in t.state_dict().items():
+            assert torch.equal(v, before[n][k]), (n, k)
+
+
+def test_step_based_warmup_ends_mid_epoch_and_resumes_exactly(data, tmp_path):
+    # 4 labels / batch 4 → 1 step per labelled pass: warm-up = 3 steps; 8 unlabelled clips → 2 steps per epoch
+    cfg = dmt_config(data, "epochs=3", "ssl.warmup_epochs=3", "ssl.warmup_unit=labeled", "ssl.tau=0.0", "ssl.delta=0.0")
+    straight = tmp_path / "straight"
+    run_training(cfg, straight, quiet=True)
+    steps = [r for r in read_log(straight / "log.jsonl") if "step" in r and "samples_per_s" in r and "epochs_completed" not in r]
+    assert [("loss_con_a" in r) for r in steps] == [False, False, False, True, True, True]
+    pieces = tmp_path / "pieces"
+    run_training({**cfg, "max_steps": 3}, pieces, quiet=True)  # stops exactly at the end of the warm-up, mid-epoch
+    run_training(cfg, pieces, resume=True, quiet=True)
+    a, b = load_checkpoint(straight / "last.pt")["task"], load_checkpoint(pieces / "last.pt")["task"]
+    for name in ("unit_a", "unit_b", "teacher_a", "teacher_b"):
+        for k in a["models"][name]:
+            assert torch.equal(a["models"][name][k], b["models"][name][k]), (name, k)
