@@ -181,3 +181,18 @@ def test_step_based_warmup_ends_mid_epoch_and_resumes_exactly(data, tmp_path):
     for name in ("unit_a", "unit_b", "teacher_a", "teacher_b"):
         for k in a["models"][name]:
             assert torch.equal(a["models"][name][k], b["models"][name][k]), (name, k)
+
+
+def test_inference_config_drops_unit_weight_files():
+    """A DMT/XPL run rebuilt for inference must not need the pretrained files its units started from."""
+    import torch
+
+    from avslkit.methods.inference import _inference_config
+
+    cfg = {"model": {"visual_weights": "imagenet"},
+           "units": {"a": {"audio": "vggish", "audio_weights": "/gone/vggish.pth", "visual_weights": "/gone/r18.pth"},
+                     "b": {"audio": "soundnet8", "audio_weights": "/gone/sound8.pt"}}}
+    out = _inference_config(cfg, torch.device("cpu"))
+    assert out["units"]["a"]["audio_weights"] is None and out["units"]["a"]["visual_weights"] == "none"
+    assert out["units"]["b"]["audio_weights"] is None and "visual_weights" not in out["units"]["b"]
+    assert cfg["units"]["a"]["audio_weights"] == "/gone/vggish.pth"  # the saved config is untouched

@@ -33,6 +33,11 @@ def _inference_config(cfg: Mapping[str, Any], device: torch.device) -> dict[str,
         model["visual_weights"] = "none"
     if "audio_weights" in model:
         model["audio_weights"] = None
+    for unit in (cfg.get("units") or {}).values():  # DMT/XPL units may name their own weight files
+        if isinstance(unit, dict):
+            for key, value in (("visual_weights", "none"), ("audio_weights", None)):
+                if key in unit:
+                    unit[key] = value
     if device.type != "cuda":
         cfg["amp"] = "none"
         cfg["channels_last"] = False
