@@ -27,7 +27,7 @@ def command(
     statistics, seed, provenance) next to the store; 'avslkit eval --test STORE --extended' uses
     them. Prints the statistics as in Table 1 of the SLAVC paper.
 
-    Example: avslkit extend-testset toy/test.h5 --annotations toy/vggss.json --real-negatives toy/offscreen.txt
+    Example: avslkit extend-testset toy/test.h5 --annotations toy/annotations.json --real-negatives toy/offscreen.txt
     """
     from avslkit.evaluation.extended import extend_store, statistics_table
     from avslkit.utils.console import stderr_console
