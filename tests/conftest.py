@@ -16,3 +16,15 @@ def refdata() -> Path:
     if not REFDATA.is_dir():
         pytest.skip(f"refdata not found at {REFDATA}")
     return REFDATA
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models on a 2-core machine: intra-op threads spin-wait against other processes (seen
+    10× slower), so torch-heavy test modules run with one thread; restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -21,12 +21,7 @@ from avslkit.methods import build_task, load_task_for_inference  # noqa: E402
 TINY_UNITS = ["units.a.audio=tiny_test", "units.b.audio=tiny_test"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

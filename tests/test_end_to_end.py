@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from avslkit.cli.main import app
@@ -21,15 +20,7 @@ def _ok(args: list[str]) -> str:
     return result.output
 
 
-@pytest.fixture()
-def few_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def test_synth_preprocess_train_eval(tmp_path: Path, few_threads) -> None:
+def test_synth_preprocess_train_eval(tmp_path: Path, one_torch_thread) -> None:
     toy = tmp_path / "toy"
     _ok(["synth", str(toy), "--clips", "16", "--classes", "3", "--size", "64", "--duration", "3", "--fps", "8",
          "--test-fraction", "0.25", "--offscreen", "0.25", "--size-range", "0.3", "0.6", "--seed", "3"])
@@ -67,5 +58,9 @@ def test_synth_preprocess_train_eval(tmp_path: Path, few_threads) -> None:
     metrics = json.loads(out.read_text())
     n_pos = len((toy / "test.csv").read_text().split())
     assert metrics["n_positive"] == n_pos and metrics["n_negative"] == n_pos
-    for key in ("locacc", "auc", "ap", "max_f1"):
-        assert 0.0 <= metrics[key] <= 1.0 or 0.0 <= metrics[key] <= 100.0
+    for key in ("locacc", "auc", "ap", "max_f1", "mean_ciou"):
+        assert 0.0 <= metrics[key] <= 1.0, (key, metrics[key])
+    by_type = metrics["by_negative_type"]
+    assert "real" in by_type and set(by_type) <= {"real", "easy", "hard"}  # off-screen clips are real negatives
+    assert sum(v["n"] for v in by_type.values()) == metrics["n_negative"]
+    assert metrics["protocol"]["binarize"] == "relative"

@@ -14,13 +14,7 @@ from avslkit.models.registry import build_model, list_models, register_model, re
 SPEC = (1, 64, 32)  # a small spectrogram keeps the audio ResNet cheap; output shapes do not depend on it
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Intra-op threads spin-wait on this shared 2-core machine (10× slower); restored afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(autouse=True)

@@ -21,13 +21,7 @@ from avslkit.models.soundnet import SOUNDNET8_HEADS, SOUNDNET8_LAYERS, SoundNet8
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Intra-op threads spin-wait on this shared 2-core machine (10× slower); restored afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ------------------------------------------------------------------ official checkpoints (key names of model.py)

@@ -20,12 +20,7 @@ from avslkit.semisup.maps import to_unit_maps  # noqa: E402
 from avslkit.semisup.xpl import sharpen  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

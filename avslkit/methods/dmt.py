@@ -159,15 +159,8 @@ class DMTTask(SemiSupervisedTask):
         n_lab = images.shape[0]
         terms: dict[str, torch.Tensor] = {}
         if self.stage == "warmup":
-            feats = self.features_for(lab["audio"])
-            total = images.new_zeros(())
-            for n in self.units:
-                model = self.ddp(f"unit_{n}")
-                v, a = model(images, feats[n])
-                h = supervised_loss(self.units[n].pair_map(v, a), gt, self.loss_kind, self.loss_resize)
-                terms[f"loss_sup_{n}"] = h.detach()
-                total = total + h
-            return total, terms
+            losses = self.supervised_losses(images, gt, lab["audio"])
+            return sum(losses.values()), {f"loss_sup_{n}": h.detach() for n, h in losses.items()}
 
         unl = batch["unlabeled"]
         views = self._images(unl["image"])

@@ -46,6 +46,7 @@ import torch
 from torch import nn
 
 from avslkit.errors import AvslError
+from avslkit.losses.supervised import supervised_loss
 from avslkit.methods.base import Task
 
 __all__ = [
@@ -494,6 +495,18 @@ class SemiSupervisedTask(Task):
     def labeled_terms(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """(images, gt maps) of a labelled batch on the device."""
         return self._images(batch["image"]), batch["gt_map"].to(self.device, non_blocking=True)
+
+    def supervised_losses(self, images: torch.Tensor, gt: torch.Tensor, audio: torch.Tensor,
+                          units: Any = None) -> dict[str, torch.Tensor]:
+        """H(G, P) of each unit on labelled data (warm-up stages, the supervised baseline); the audio
+        inputs are computed once for all units."""
+        names = list(self.units if units is None else units)
+        feats = self.features_for(audio, names)
+        losses = {}
+        for n in names:
+            v, a = self.ddp(f"unit_{n}")(images, feats[n])
+            losses[n] = supervised_loss(self.units[n].pair_map(v, a), gt, self.loss_kind, self.loss_resize)
+        return losses
 
 
 def _binary_iou_with_gt(labels: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:

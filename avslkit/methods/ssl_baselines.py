@@ -41,10 +41,7 @@ class SupervisedTask(SemiSupervisedTask):
     def compute_loss(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         batch = batch.get("labeled", batch)
         images, gt = self.labeled_terms(batch)
-        model = self.ddp("unit_a")
-        feats = self.features_for(batch["audio"])
-        v, a = model(images, feats["a"])
-        loss = supervised_loss(self.units["a"].pair_map(v, a), gt, self.loss_kind, self.loss_resize)
+        loss = self.supervised_losses(images, gt, batch["audio"], ["a"])["a"]
         return loss, {"loss_sup": loss.detach()}
 
 
@@ -106,9 +103,7 @@ class HardPLTask(SemiSupervisedTask):
         images, gt = self.labeled_terms(lab)
         model, unit = self.ddp("unit_a"), self.units["a"]
         if self.stage == "warmup":
-            feats = self.features_for(lab["audio"])
-            v, a = model(images, feats["a"])
-            loss = supervised_loss(unit.pair_map(v, a), gt, self.loss_kind, self.loss_resize)
+            loss = self.supervised_losses(images, gt, lab["audio"], ["a"])["a"]
             return loss, {"loss_sup": loss.detach()}
         unl = batch["unlabeled"]
         n = images.shape[0]

@@ -137,14 +137,8 @@ class XPLTask(SemiSupervisedTask):
         terms: dict[str, torch.Tensor] = {}
         total = images.new_zeros(())
         if self.stage == "warmup":
-            feats = self.features_for(lab["audio"])
-            for u in self.units:
-                model = self.ddp(f"unit_{u}")
-                v, a = model(images, feats[u])
-                h = supervised_loss(self.units[u].pair_map(v, a), gt, self.loss_kind, self.loss_resize)
-                terms[f"loss_sup_{u}"] = h.detach()
-                total = total + h
-            return total, terms
+            losses = self.supervised_losses(images, gt, lab["audio"])
+            return sum(losses.values()), {f"loss_sup_{u}": h.detach() for u, h in losses.items()}
 
         unl = batch["unlabeled"]
         views = self._images(unl["image"])

@@ -169,13 +169,9 @@ def save_eval_maps(metrics_path: str | Path, out: str | Path | None = None, devi
                    batch_size: int = 64) -> Path:
     """Write every evaluated sample's absolute map to `<out>.maps.npz` (names, maps) so `avslkit viz`
     can draw any sample without the model. The maps come from the evaluation's own source."""
-    from avslkit.utils.io import atomic_path
+    from avslkit.evaluation.runner import save_maps_npz
 
     run = load_eval(metrics_path)
-    parts = [run.maps(run.rows[a:a + batch_size], device) for a in range(0, len(run.rows), batch_size)]
-    maps = np.concatenate(parts) if parts else np.zeros((0, 1, 1), np.float32)
     target = Path(out) if out is not None else saved_maps_path(run.metrics_path)
-    with atomic_path(target) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, names=np.array([r.name for r in run.rows]), maps=maps.astype(np.float32))
+    save_maps_npz(target, [r.name for r in run.rows], lambda sel: run.maps([run.rows[i] for i in sel], device), batch_size)
     return target
