@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -304,3 +306,52 @@ def test_sample_stats_every_path_equals_reference():
             st = sample_stats(maps, gt, spec, block=block, workers=workers)
             for field, key in (("ciou", "ciou"), ("confidence", "conf"), ("area", "area"), ("mse", "mse")):
                 np.testing.assert_array_equal(getattr(st, field), [x[key] for x in r], err_msg=f"{spec} {field}")
+
+
+def test_pairwise_sum_is_numpys_summation_order():
+    # The compiled MSE sum must round exactly as np.sum / np.mean do on a contiguous array: leaves of
+    # ≤ 128 values with 8 accumulators and an unrolled tail, halves rounded to multiples of 8. Uniform
+    # values in [0, 1) (like (P − G)²) round differently under other orders (checked below).
+    from avslkit.metrics._kernels import pairwise_sum
+
+    rng = np.random.default_rng(0)
+    a = rng.random(1517)
+    assert np.sum(a) != sum(a.tolist())  # sequential order rounds differently for this data
+    for n in [*range(0, 20), 127, 128, 129, 135, 255, 256, 257, 1000, 1517, 4099, 224 * 224]:
+        a = rng.random(n)
+        assert pairwise_sum(a) == np.sum(a), n
+        assert pairwise_sum(a) / max(n, 1) == (np.mean(a) if n else 0.0), n
+
+
+@pytest.mark.parametrize("spec", ["relative", "lvs", "fixed:0.3", "absolute:0.5", "relative:0.7"])
+def test_sample_stats_odd_sizes_and_every_rule_equal_reference(spec):
+    # 37×41 maps: a pairwise tree with leaves of odd length and tails; 224×224 once (the real size).
+    rng = np.random.default_rng(3)
+    for shape, count in (((37, 41), 5), ((224, 224), 2)):
+        maps = (rng.normal(0, 1, (count, *shape)) ** 2).astype(np.float32)
+        maps[0] = np.round(maps[0], 1)  # ties at the thresholds
+        gt = np.zeros((count, *shape), np.float32)
+        gt[:, 3:20, 5:30] = 1.0
+        gt[1:, 8:12] = 0.5  # Flickr consensus values
+        gt[-1] = 0.0  # a negative
+        rule, value = (spec.split(":") + [None])[:2]
+        thr = 0.5 if value is None else float(value)
+        r = [ref.sample_stats(maps[i], gt[i], rule, fixed_thr=thr) if rule in ("fixed", "absolute")
+             else _ref_relative(maps[i], gt[i], rule, thr if value else 0.5) for i in range(count)]
+        st = sample_stats(maps, gt, spec, workers=1)
+        for field, key in (("ciou", "ciou"), ("confidence", "conf"), ("area", "area"), ("mse", "mse")):
+            np.testing.assert_array_equal(getattr(st, field), [x[key] for x in r], err_msg=f"{spec} {shape} {field}")
+
+
+def _ref_relative(score_map, gt, rule, fraction):
+    """The reference with the median fraction as a parameter (it hard-codes 0.5)."""
+    out = ref.sample_stats(score_map, gt, rule)
+    if fraction == 0.5:
+        return out
+    pred = ref.normalize_img(score_map)
+    thr = np.sort(pred.flatten())[int(pred.size * fraction)]
+    infer = (pred >= thr) if rule == "relative" else ((pred > thr) | (pred >= 1))
+    g = gt.astype(np.float64)
+    den = np.sum(g) + np.sum(infer * (g == 0))
+    out["ciou"] = float(np.sum(infer * g) / den) if den > 0 else 0.0
+    return out

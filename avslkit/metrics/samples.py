@@ -1,7 +1,7 @@
 """Per-sample statistics of a batch of score maps: the only step that touches pixels.
 
-Maps are processed in small blocks (no per-sample Python loop) and every number is bit-identical
-to the per-sample reference (`metrics.reference`):
+Maps are processed in small blocks (no per-sample Python loop), spread over threads, and every
+number is bit-identical to the per-sample reference (`metrics.reference`):
 
 * Order statistics without sorting: a copy of each map is partitioned once at the upper median and
   its upper part once more at the top-25 % boundary (numpy's SIMD introselect). Min-max
@@ -12,21 +12,22 @@ to the per-sample reference (`metrics.reference`):
   e(max) − e(t) + 24 + ceil(log2 k) ≤ 53 every partial sum, in any order, is exact in float64 and
   the unsorted sum is the same number. Rows that do not meet this (t ≤ 0, or a top range wider
   than about 2^15) have their top values sorted as the reference does.
-* cIoU and area: ground-truth values are multiples of 0.5 in [0, 1] (binary VGG-SS maps, Flickr
-  consensus maps), so float32 sums of them (BLAS dot products, any order) are exact.
-* MSE: (P − G)² in float64 and a row-wise pairwise sum, which numpy performs in the same order as
-  the reference's whole-map mean.
+* One compiled pass per map (`metrics._kernels.map_sums`, numba) computes the min-max map P, the
+  binary map, the cIoU sums (multiples of 0.5 in [0, 1]: exact in any order) and (P − G)² in
+  float64, summed in numpy's pairwise order, which is the order of the reference's `np.mean`.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
+from avslkit.metrics._kernels import map_sums
 from avslkit.metrics.maps import CONFIDENCE_TOP_FRACTION, parse_binarize
 
 _FIELDS = ("ciou", "confidence", "area", "mse")
@@ -51,21 +52,26 @@ class SampleStats:
         return SampleStats(*(getattr(self, f)[index] for f in _FIELDS))
 
 
-BLOCK = 4  # maps per vectorised step: the block's work arrays (~5 MB at 224×224) stay in cache
-# Threads over blocks. Default 1: the work is memory-bound, and on the 2-vCPU benchmark VM two
-# threads were slower (502 vs 397 µs/map, benchmarks/RESULTS.md); raise it on many-core hosts.
-WORKERS = 1
+BLOCK = 4  # maps per vectorised step: the block's work arrays (~2 MB at 224×224) stay in cache
+
+
+def default_workers() -> int:
+    """Threads for `sample_stats`: the cores this process may use (the heavy calls release the GIL)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def sample_stats(maps_abs: np.ndarray, gt: np.ndarray, binarize_spec: str = "relative",
                  top_fraction: float = CONFIDENCE_TOP_FRACTION, block: int = BLOCK,
-                 workers: int = WORKERS) -> SampleStats:
+                 workers: int | None = None) -> SampleStats:
     """cIoU, confidence (mean of the top 25% of the absolute map), GT area and MSE for N maps.
 
     `maps_abs` (N, H, W) are absolute score maps already at the ground-truth resolution; `gt` the
     (N, H, W) ground-truth maps (zeros for negatives; values multiples of 0.5 in [0, 1]). Work is
     vectorised over blocks of `block` samples, spread over `workers` threads (numpy releases the
-    GIL in the heavy calls). The results depend on neither.
+    GIL in the heavy calls; default: every core this process may use). The results depend on neither.
     """
     rule, value = parse_binarize(binarize_spec)
     x = np.ascontiguousarray(maps_abs, dtype=np.float32)
@@ -77,7 +83,7 @@ def sample_stats(maps_abs: np.ndarray, gt: np.ndarray, binarize_spec: str = "rel
         return SampleStats.concat([])
     flat_all, g_all = x.reshape(n_samples, -1), g.reshape(n_samples, -1)
     starts = range(0, n_samples, block)
-    n_workers = max(1, min(workers, len(starts)))
+    n_workers = max(1, min(default_workers() if workers is None else workers, len(starts)))
     local = threading.local()
 
     def one_block(a: int) -> SampleStats:
@@ -97,19 +103,8 @@ class _Buffers:
 
     def __init__(self, rows: int, n: int):
         self.part = np.empty((rows, n), np.float32)  # partitioned copy of the maps
-        self.p01 = np.empty((rows, n), np.float32)  # min-max maps
-        self.predf = np.empty((rows, n), np.float32)  # binary prediction as 0/1 for BLAS
-        self.g_nonzero = np.empty((rows, n), np.float32)  # sign(G) = [G ≠ 0]
-        self.d = np.empty((rows, n), np.float64)  # (P − G)²
-        self.ones = np.ones(n, np.float32)
-
-    def take(self, rows: int) -> tuple[np.ndarray, ...]:
-        return tuple(a[:rows] for a in (self.part, self.p01, self.predf, self.g_nonzero, self.d))
-
-
-def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise dot products of two (B, n) float32 matrices (one BLAS call per row)."""
-    return np.matmul(a[:, None, :], b[:, :, None])[:, 0, 0]
+        self.d = np.empty(n, np.float64)  # (P − G)² of one map, for the pairwise sum
+        self.sums = np.empty((rows, 4), np.float64)  # Σ B·G, Σ G, Σ B·[G = 0], Σ (P − G)²
 
 
 def _sum_is_exact(smallest: np.ndarray, largest: np.ndarray, k: int) -> np.ndarray:
@@ -123,10 +118,14 @@ def _sum_is_exact(smallest: np.ndarray, largest: np.ndarray, k: int) -> np.ndarr
     return (smallest > 0) & (largest < smallest.astype(np.float64) * headroom)
 
 
+# Binary-map rules of the compiled pass: P ≥ thr, LVS (P > thr or P = 1), raw map ≥ thr.
+_MODE = {"relative": 0, "fixed": 0, "lvs": 1, "absolute": 2}
+
+
 def _block_stats(flat: np.ndarray, g: np.ndarray, rule, value: float | None, top_fraction: float,
                  work: _Buffers) -> SampleStats:
     rows, n = flat.shape
-    part, p01, predf, g_nonzero, d = work.take(rows)
+    part = work.part[:rows]
     k_top = max(1, math.ceil(n * top_fraction))
     uses_median = rule.name in ("relative", "lvs")
     k_med = min(int((0.5 if value is None else value) * n), n - 1)
@@ -148,36 +147,18 @@ def _block_stats(flat: np.ndarray, g: np.ndarray, rule, value: float | None, top
     inexact = ~_sum_is_exact(t_k, hi, k_top)
     if inexact.any():
         conf[inexact] = np.sort(top[inexact], axis=1).astype(np.float64).mean(axis=1)
-    if uses_median:
-        j = k_med - split
-        x_med = x_split if split and j == 0 else np.partition(upper, j, axis=1)[:, j]
 
     rng = hi - lo
     rng[rng == 0] = 1  # constant maps become all-zero (see metrics.maps.minmax_normalize)
-    np.subtract(flat, lo[:, None], out=p01)
-    np.divide(p01, rng[:, None], out=p01)
-    # Binary prediction as 0/1 float32, so that the cIoU sums are BLAS dot products.
-    if rule.name == "relative":
-        thr = ((x_med - lo) / rng)[:, None]  # = sorted(P)[k_med]: normalisation is monotone
-        np.greater_equal(p01, thr, out=predf, casting="unsafe")
-    elif rule.name == "lvs":
-        thr = ((x_med - lo) / rng)[:, None]
-        np.copyto(predf, (p01 > thr) | (p01 >= 1))
-    else:
-        np.copyto(predf, rule.fn(flat if rule.on_raw else p01, value))
-
-    # cIoU = Σ B·G / (ΣG + Σ B·[G = 0]) with Σ B·[G = 0] = ΣB − Σ B·sign(G) (G ≥ 0). All terms are
-    # sums of multiples of 0.5 below 2^24, exact in float32 in any order.
-    np.sign(g, out=g_nonzero)
-    inter = _dot(g, predf)
-    g_sum = np.matmul(g, work.ones)
-    false_pos = np.matmul(predf, work.ones) - _dot(g_nonzero, predf)
-    denom = g_sum.astype(np.float64) + false_pos
+    if uses_median:
+        j = k_med - split
+        x_med = x_split if split and j == 0 else np.partition(upper, j, axis=1)[:, j]
+        thr = (x_med - lo) / rng  # = sorted(P)[k_med]: normalisation is monotone
+    else:  # fixed:T on P, absolute:T on the raw map; numpy compares float32 maps with float32(T)
+        thr = np.full(rows, 0.5 if value is None else value, np.float32)
+    sums = work.sums[:rows]
+    map_sums(flat, g, lo, rng, thr.astype(np.float32), _MODE[rule.name], sums, work.d)
+    inter, g_sum, false_pos = sums[:, 0], sums[:, 1], sums[:, 2]
+    denom = g_sum + false_pos
     cious = np.where(denom > 0, inter / np.where(denom > 0, denom, 1.0), 0.0)
-
-    # MSE: (P − G)² in float64 as the reference, summed row-wise (numpy's pairwise order = the reference's).
-    np.copyto(d, p01)
-    np.subtract(d, g, out=d)
-    np.multiply(d, d, out=d)
-    mse = d.sum(axis=1) / n
-    return SampleStats(ciou=cious, confidence=conf, area=g_sum.astype(np.float64), mse=mse)
+    return SampleStats(ciou=cious, confidence=conf, area=g_sum.copy(), mse=sums[:, 3] / n)
