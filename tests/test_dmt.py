@@ -191,3 +191,83 @@ def test_inference_config_drops_unit_weight_files():
     assert out["units"]["a"]["audio_weights"] is None and out["units"]["a"]["visual_weights"] == "none"
     assert out["units"]["b"]["audio_weights"] is None and "visual_weights" not in out["units"]["b"]
     assert cfg["units"]["a"]["audio_weights"] == "/gone/vggish.pth"  # the saved config is untouched
+
+
+def test_slavc_student_runs_the_slavc_pipeline(data, monkeypatch):
+    """--student slavc (Table 4): SLAVC networks as units, SLAVC's own loss (with its momentum targets) as
+    the unsupervised term, H on the pseudo-labels; teachers frozen, EMA of the students."""
+    from avslkit.models.slavc import SLAVC
+
+    task = _stage2_task(data, "ssl.student=slavc", "ssl.ema=0.9", "model.momentum=0.5", "ssl.delta=0.0", "ssl.tau=0.0")
+    for n in ("a", "b"):
+        unit, teacher = task.units[n], task.teachers[n]
+        assert isinstance(unit, SLAVC) and isinstance(teacher, SLAVC)
+        assert isinstance(unit.aud_proj1, torch.nn.Linear) and unit.img_dropout.p == 0.9 and unit.m_img == 0.5
+        assert not any(p.requires_grad for p in unit.momentum_visual.parameters())
+    calls = []
+    real_loss = SLAVC.loss
+
+    def spy(self, v, a, v_m, a_m):
+        out = real_loss(self, v, a, v_m, a_m)
+        calls.append((v[0].requires_grad, v_m[0].requires_grad, float(out[0].detach())))
+        return out
+
+    monkeypatch.setattr(SLAVC, "loss", spy)
+    online = {n: {k: p.detach().clone() for k, p in u.named_parameters() if not k.startswith("momentum_")} for n, u in task.units.items()}
+    momentum = {n: {k: p.detach().clone() for k, p in u.named_parameters() if k.startswith("momentum_")} for n, u in task.units.items()}
+    teachers = {n: {k: p.detach().clone() for k, p in t.named_parameters()} for n, t in task.teachers.items()}
+    batch = {"labeled": _batch(task, "labeled"), "unlabeled": _batch(task, "unlabeled")}
+    terms = task.training_step(batch)
+    assert all(torch.isfinite(torch.tensor(v)) for v in terms.values())
+    assert terms["pl_kept"] == 1.0 and {"loss_sup_a", "loss_con_a", "loss_sup_b", "loss_con_b"} <= set(terms)
+    # the unsupervised term is SLAVC's loss, online features (with grad) against momentum targets (without)
+    assert [(g, gm) for g, gm, _ in calls] == [(True, False), (True, False)]
+    assert [c[2] for c in calls] == pytest.approx([terms["loss_con_a"], terms["loss_con_b"]], rel=1e-6)
+    for n, unit in task.units.items():
+        params = dict(unit.named_parameters())
+        for k, before in momentum[n].items():  # SLAVC's momentum protocol: m·θ̂ + (1 − m)·θ, θ before the step
+            assert torch.allclose(params[k], before * 0.5 + online[n][k[len("momentum_"):]] * 0.5, atol=1e-6), k
+        teacher = task.teachers[n]
+        assert not teacher.training
+        for k, p in teacher.named_parameters():
+            assert not p.requires_grad and p.grad is None
+            assert torch.allclose(p, teachers[n][k] * 0.9 + params[k].detach() * 0.1, atol=1e-6), k
+
+
+def test_slavc_student_smoke_run_and_inference_rebuild(data, tmp_path):
+    from avslkit.models.slavc import SLAVC
+
+    out = tmp_path / "dmt_slavc"
+    run_training(dmt_config(data, "epochs=2", "ssl.student=slavc", "ssl.tau=0.0", "ssl.delta=0.0"), out, quiet=True)
+    epochs = [r for r in read_log(out / "log.jsonl") if "epochs_completed" in r and "steps" in r]
+    assert epochs[-1]["task_stage_unbiased"] == 1.0 and torch.isfinite(torch.tensor(epochs[-1]["train_loss_con_a"]))
+    task = load_task_for_inference(out)
+    assert all(isinstance(m, SLAVC) for m in (*task.units.values(), *task.teachers.values()))
+    saved = load_checkpoint(out / "last.pt")["task"]["models"]
+    assert any(k.startswith("momentum_img_proj1.") for k in saved["unit_a"])
+    ds = task.val_dataset()
+    batch = collate_av([ds[0], ds[1]])
+    maps = task.localization_maps(batch["image"], batch["audio"])
+    feats = task.features_for(batch["audio"])
+    with torch.no_grad():
+        per_teacher = [t.pair_map(t.encode_image(batch["image"]), t.encode_audio(feats[n])) for n, t in task.teachers.items()]
+    assert maps.shape[0] == 2 and torch.allclose(maps, sum(per_teacher) / 2, atol=1e-5)
+
+
+def test_cli_student_option(data, tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from _train_helpers import TINY_MODEL
+    from avslkit.cli.main import app
+
+    store, ann = data
+    sets = [x for item in (*TINY_MODEL, *TINY_UNITS, "ssl.warmup_epochs=0") for x in ("--set", item)]
+    args = ["--quiet", "train", "dmt", "--data", str(store), "--annotations", str(ann), "--labeled", "4", "--val-labeled", "4",
+            "--device", "cpu", "--workers", "0", "--image-size", "64", "--batch-size", "4", "--max-steps", "1", *sets]
+    res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "ok"), "--student", "slavc"])
+    assert res.exit_code == 0, res.output
+    assert yaml.safe_load((tmp_path / "ok" / "config.yaml").read_text())["ssl"]["student"] == "slavc"
+    assert any(k.startswith("momentum_visual.") for k in load_checkpoint(tmp_path / "ok" / "last.pt")["task"]["models"]["unit_b"])
+    res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "bad"), "--student", "lvs"])
+    assert res.exit_code == 1 and "unknown ssl.student 'lvs'; use one of localizer, ezvsl, slavc" in res.output

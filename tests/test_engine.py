@@ -374,3 +374,22 @@ def test_lr_schedules():
     assert lr_factor("cosine", 6, 10, 2, min_factor=0.1) == pytest.approx(0.55)
     with pytest.raises(AvslError, match="unknown optim.schedule"):
         lr_factor("step", 0, 10, 0)
+
+
+def test_validator_scores_exactly_the_given_ids(store, tmp_path):
+    from avslkit.engine.validation import Validator
+
+    ann = write_vggss_annotations(tmp_path / "vggss.json", [f"clip{i:03d}" for i in range(6)])
+    every = Validator(store, ann, image_size=64)
+    assert every.ids == [f"clip{i:03d}" for i in range(6)]  # no ids: every annotated clip of the store
+    some = Validator(store, ann, image_size=64, ids=["clip004", "clip001", "clip004"])
+    assert some.ids == ["clip004", "clip001"] and some.dataset.ids == ["clip004", "clip001"] and len(some.gt) == 2
+    assert not some.skipped_ids
+    task = build_task(resolve_data_config(tiny_config("ezvsl", store)))
+    assert some.run(task)["n"] == 2
+    partly = Validator(store, ann, image_size=64, ids=["clip002", "clip007", "nothere"])  # clip007: in the store, no box
+    assert partly.ids == ["clip002"] and partly.skipped_ids == ["clip007", "nothere"]
+    with pytest.raises(AvslError, match=r"none of the 2 validation ids \(first: clip007\)"):
+        Validator(store, ann, image_size=64, ids=["clip007", "nothere"])
+    with pytest.raises(AvslError, match="none of the 0 validation ids"):
+        Validator(store, ann, image_size=64, ids=[])

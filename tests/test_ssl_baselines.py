@@ -115,3 +115,47 @@ def test_cli_labeled_options(data, tmp_path):
     assert ok.exit_code == 0, ok.output
     assert (tmp_path / "ok" / "labeled.txt").read_text().split() == ["clip001", "clip004"]
     assert len((tmp_path / "ok" / "val.txt").read_text().split()) == 3
+
+
+def test_best_is_chosen_on_the_held_out_training_clips(data, tmp_path):
+    """No --val store: the engine validates on exactly the --val-labeled clips held out of the training
+    store (val.txt), which are neither labelled nor unlabelled training clips, and picks best.pt by them."""
+    import json
+
+    from avslkit.engine.run import prepare_training
+    from avslkit.semisup.labeled import read_split
+
+    out = tmp_path / "sup"
+    trainer, _ = prepare_training(config("supervised", data, "epochs=2"), out, quiet=True)
+    trainer.fit()
+    split = read_split(out, [f"clip{i:03d}" for i in range(16)])
+    assert len(split.val) == 4 and not set(split.val) & (set(split.labeled) | set(split.unlabeled))
+    assert trainer.validator.ids == split.val and trainer.validator.dataset.ids == split.val
+    vals = [r for r in read_log(out / "log.jsonl") if r["type"] == "val"]
+    assert len(vals) == 2 and all(r["n"] == 4 for r in vals)
+    best = json.loads((out / "checkpoints.json").read_text())["best"]
+    assert best["split"] == "validation" and best["value"] == max(r["loc_acc"] for r in vals)
+    assert (out / "best.pt").is_file() and load_task_for_inference(out).checkpoint_info["path"].endswith("best.pt")
+
+
+def test_validation_source_precedence(data, tmp_path):
+    from avslkit.engine.run import prepare_training
+    from avslkit.engine.validation import Validator
+
+    store, ann = data
+    other = make_store(tmp_path / "val.h5", n=5, seed=3, prefix="val")
+    other_ann = write_vggss_annotations(tmp_path / "val.json", [f"val{i:03d}" for i in range(3)])
+
+    def validator(name: str, *overrides: str) -> Validator | None:
+        trainer, _ = prepare_training(config("supervised", data, *overrides), tmp_path / name, quiet=True)
+        return trainer.validator
+
+    held = validator("held")
+    held_out = held.ids
+    assert len(held_out) == 4 and all(int(cid[4:]) < 10 for cid in held_out)  # annotated training clips
+    # a separate validation store wins: every annotated clip of it
+    assert validator("other", f"data.val={other}", f"data.val_annotations={other_ann}").ids == ["val000", "val001", "val002"]
+    # --val naming the training store itself: still only the held-out clips, never the labelled ones
+    assert validator("same", f"data.val={store}", f"data.val_annotations={ann}").ids == held_out
+    assert validator("off", "validation.held_out=false") is None
+    assert validator("none", "data.val_labeled=0") is None

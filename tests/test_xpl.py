@@ -131,6 +131,9 @@ def test_two_process_ddp_keeps_models_and_banks_identical(tmp_path):
     for method in ("xpl", "dmt"):
         a, b = (torch.load(tmp_path / method / f"rank{r}.pt", weights_only=False) for r in (0, 1))
         assert a["global_step"] == b["global_step"] == 8  # 16 unlabelled clips, global batch 4, 2 epochs
+        # rank 0 validated on the 4 held-out clips each epoch (the other rank took part in the broadcast)
+        vals = [r for r in read_log(tmp_path / method / "log.jsonl") if r["type"] == "val"]
+        assert [r["n"] for r in vals] == [4, 4] and (tmp_path / method / "best.pt").is_file()
         for name in a["models"]:
             for k in a["models"][name]:
                 assert torch.equal(a["models"][name][k], b["models"][name][k]), (method, name, k)

@@ -45,8 +45,8 @@ def command(
     max_steps: Optional[int] = typer.Option(None, "--max-steps", min=0, help="Stop after this many steps in total (0 = no limit)."),
     annotations: Optional[Path] = typer.Option(None, "--annotations", help="Semi-supervised methods: boxes of the training clips (vggss.json or Flickr XML dir)."),
     labeled: Optional[str] = typer.Option(None, "--labeled", help="Semi-supervised methods: labelled clips: 4k | 2k | 256 | 0.03 | all | ids.txt."),
-    val_labeled: Optional[int] = typer.Option(None, "--val-labeled", min=0, help="Semi-supervised methods: annotated clips held out for validation (default 500)."),
-    student: Optional[str] = typer.Option(None, "--student", help="dmt: student unit: localizer | ezvsl."),
+    val_labeled: Optional[int] = typer.Option(None, "--val-labeled", min=0, help="Semi-supervised methods: annotated clips held out of the training store; best.pt is chosen on them unless --val is given (default 500)."),
+    student: Optional[str] = typer.Option(None, "--student", help="dmt: the pipeline each student unit runs (DMT Table 4): localizer | ezvsl | slavc."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt (exactly: optimiser, momentum, RNG, data position)."),
 ) -> None:
     """Train METHOD on a store; checkpoints every epoch, best.pt by validation LocAcc.

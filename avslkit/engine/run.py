@@ -17,7 +17,7 @@ from avslkit.config import save_config, yaml_load
 from avslkit.engine.checkpoint import seed_everything
 from avslkit.engine.distributed import DistContext, init_distributed, shutdown_distributed
 from avslkit.engine.trainer import Trainer
-from avslkit.engine.validation import build_validator, check_validation_inputs
+from avslkit.engine.validation import RankZeroValidation, build_validator, check_validation_inputs, validation_enabled
 from avslkit.errors import AvslError
 from avslkit.utils.console import log
 
@@ -47,6 +47,15 @@ def resolve_data_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
         raise AvslError(f"{train}: store audio is {sr} Hz but the config says audio.sample_rate={audio['sample_rate']}; remove the setting or re-preprocess")
     audio["sample_rate"] = sr
     return cfg
+
+
+def held_out_validation_ids(task: Any, cfg: Mapping[str, Any]) -> list[str] | None:
+    """The clips a semi-supervised task held out of its training store (``val.txt``) when they are to
+    choose ``best.pt`` (``validation.held_out``, default true); None for the other methods."""
+    held = getattr(task, "held_out_validation_ids", None)
+    if not callable(held) or not bool((cfg.get("validation", {}) or {}).get("held_out", True)):
+        return None
+    return list(held())
 
 
 def saved_run_config(out: str | Path) -> dict[str, Any] | None:
@@ -82,7 +91,11 @@ def prepare_training(cfg: Mapping[str, Any], out: str | Path, resume: bool = Fal
     task = build_task(cfg, ctx)
     if ctx.distributed:
         torch.manual_seed(seed + ctx.rank)  # different dropout masks per rank
-    validator = build_validator(cfg) if ctx.is_main else None
+    held_out = held_out_validation_ids(task, cfg)
+    if ctx.is_main:
+        validator = build_validator(cfg, held_out)
+    else:  # rank 0 validates and broadcasts; the others must still take part in the broadcast
+        validator = RankZeroValidation() if validation_enabled(cfg, held_out) else None
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")

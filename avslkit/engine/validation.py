@@ -3,14 +3,26 @@
 Uses the exact evaluation protocol pieces of `avslkit.metrics` (bicubic upsampling to 224,
 per-sample min-max, upper-median threshold, cIoU) and the benchmark ground-truth rules of
 `avslkit.data.annotations`, on the positives only. The clips scored are those of the validation
-store that have an annotation; best-checkpoint selection uses these numbers, never the test set.
-Under DDP only rank 0 validates (small split, exact metrics, no padding to undo) and broadcasts.
+store that have an annotation, or exactly the given ``ids`` (semi-supervised runs: the clips held out
+of the training store, ``val.txt``); best-checkpoint selection uses these numbers, never the test set.
+
+Which clips (``build_validator``), first match wins:
+1. ``data.val`` + ``data.val_annotations`` (``--val``, ``--val-annotations``), a store other than the
+   training one: every annotated clip of it.
+2. semi-supervised methods with ``validation.held_out: true`` (default): the ``--val-labeled`` clips held
+   out of the training store (boxes from ``data.annotations``; also when ``--val`` names the training
+   store itself, then with the boxes of ``--val-annotations``). ``--val-labeled 0`` or
+   ``validation.held_out: false``: no validation, no ``best.pt``.
+3. otherwise no validation.
+
+Under DDP only rank 0 validates (small split, exact metrics, no padding to undo) and broadcasts; the
+other ranks hold a ``RankZeroValidation`` so that they join the broadcast.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -38,20 +50,44 @@ class Validator:
         workers: int = 0,
         decoder: str = "tensor",
         max_samples: int | None = None,
+        ids: Sequence[str] | None = None,
     ):
+        """`ids`: score exactly these clips (in this order; each must be in `store` and `annotations`)
+        instead of every annotated clip of `store`."""
         from avslkit.data.annotations import gt_map, read_annotations
         from avslkit.data.dataset import AVDataset
         from avslkit.data.store import Store
 
         store_obj = Store(store)
         ann = read_annotations(annotations, annotation_format)
-        ids = [i for i in store_obj.ids if i in ann]
+        store_ids = list(store_obj.ids)
         store_obj.close()
-        if not ids:
-            raise AvslError(
-                f"{store}: none of its {len(store_obj.ids)} clips has an annotation in {annotations} "
-                "(validation needs annotated clips; check the ids or pass the matching --val-annotations)"
-            )
+        self.skipped_ids: list[str] = []  # asked-for ids that are not annotated clips of the store
+        if ids is None:
+            ids = [i for i in store_ids if i in ann]
+            if not ids:
+                raise AvslError(
+                    f"{store}: none of its {len(store_ids)} clips has an annotation in {annotations} "
+                    "(validation needs annotated clips; check the ids or pass the matching --val-annotations)"
+                )
+        else:
+            wanted = list(dict.fromkeys(str(i) for i in ids))
+            in_store = set(store_ids)
+            chosen = [i for i in wanted if i in in_store and i in ann]
+            if not chosen:
+                first = f" (first: {wanted[0]})" if wanted else ""
+                raise AvslError(
+                    f"{store}: none of the {len(wanted)} validation ids{first} is a clip of this store with a box in "
+                    f"{annotations}; give ids of annotated clips of the store (or no ids to use all of them)"
+                )
+            kept = set(chosen)
+            self.skipped_ids = [i for i in wanted if i not in kept]
+            if self.skipped_ids:
+                from avslkit.utils.console import log
+
+                log.warning("validation: %d of %d ids are not annotated clips of %s and are skipped (first: %s)",
+                            len(self.skipped_ids), len(wanted), store, self.skipped_ids[0])
+            ids = chosen
         if max_samples:
             ids = ids[: int(max_samples)]
         self.ids = ids
@@ -122,25 +158,32 @@ def check_validation_inputs(cfg: Mapping[str, Any]) -> bool:
     return True
 
 
-def build_validator(cfg: Mapping[str, Any]) -> Validator | None:
-    """A Validator from the config's `data.val`/`data.val_annotations` and `validation.*`, or None."""
-    if not check_validation_inputs(cfg):
-        return None
-    data = cfg.get("data", {})
-    val, ann = data.get("val"), data.get("val_annotations")
-    v = cfg.get("validation", {})
-    from avslkit.data.store import Store
+class RankZeroValidation:
+    """Stands for the Validator on DDP ranks other than 0: validation happens (rank 0 scores and
+    broadcasts the result, which these ranks receive), but nothing is scored here."""
 
-    trained_sr = cfg.get("audio", {}).get("sample_rate")
-    val_store = Store(val)
-    val_sr = val_store.sample_rate
-    val_store.close()
-    if trained_sr and int(val_sr) != int(trained_sr):
-        raise AvslError(f"{val}: validation audio is {val_sr} Hz but the training store's is {trained_sr} Hz; preprocess both with the same --sample-rate")
-    return Validator(
-        val,
-        ann,
-        annotation_format=v.get("annotation_format", "auto"),
+    def run(self, task: Any) -> dict[str, float]:
+        raise AvslError("validation runs on rank 0 only; the other ranks receive its result")
+
+
+def _same_file(a: str | Path, b: str | Path | None) -> bool:
+    return b is not None and Path(a).resolve() == Path(b).resolve()
+
+
+def validation_enabled(cfg: Mapping[str, Any], held_out_ids: Sequence[str] | None = None) -> bool:
+    """Whether this run validates (every DDP rank must agree): a validation store, or held-out ids."""
+    return check_validation_inputs(cfg) or bool(held_out_ids)
+
+
+def build_validator(cfg: Mapping[str, Any], held_out_ids: Sequence[str] | None = None) -> Validator | None:
+    """The run's Validator, or None (precedence in the module docstring).
+
+    `held_out_ids`: the clips a semi-supervised task held out of the training store (``val.txt``), or
+    None for the other methods / ``validation.held_out: false``.
+    """
+    data = cfg.get("data", {})
+    v = cfg.get("validation", {})
+    common = dict(
         gt_mode=v.get("gt_mode", "auto"),
         binarize=v.get("binarize", "relative"),
         iou_threshold=float(v.get("iou_threshold", 0.5)),
@@ -150,3 +193,28 @@ def build_validator(cfg: Mapping[str, Any]) -> Validator | None:
         decoder=data.get("decoder", "tensor"),
         max_samples=v.get("max_samples"),
     )
+    train = data.get("train")
+    if not check_validation_inputs(cfg):
+        if not held_out_ids:
+            return None
+        return Validator(train, data["annotations"], annotation_format=data.get("annotation_format", "auto") or "auto",
+                         ids=list(held_out_ids), **common)
+    val, ann = data.get("val"), data.get("val_annotations")
+    from avslkit.data.store import Store
+
+    trained_sr = cfg.get("audio", {}).get("sample_rate")
+    val_store = Store(val)
+    val_sr = val_store.sample_rate
+    val_store.close()
+    if trained_sr and int(val_sr) != int(trained_sr):
+        raise AvslError(f"{val}: validation audio is {val_sr} Hz but the training store's is {trained_sr} Hz; preprocess both with the same --sample-rate")
+    ids = None
+    if train and _same_file(val, train):
+        if held_out_ids:
+            ids = list(held_out_ids)  # never score the clips the run trains on
+        else:
+            from avslkit.utils.console import log
+
+            log.warning("--val is the training store: validation scores every annotated clip of it, the training clips too; "
+                        "use a separate validation store (semi-supervised methods: the held-out --val-labeled clips)")
+    return Validator(val, ann, annotation_format=v.get("annotation_format", "auto"), ids=ids, **common)

@@ -26,8 +26,15 @@ samples with an empty map skipped), ``ssl.filter: false`` (no Noise Filtering), 
 ``teacher_a``, ``teacher_b``), ``ssl.use_ema: false`` (teachers stay the warmed-up networks),
 same backbone (``units.b.audio: vggish``), same augmentation (``augment.student: none``: students see
 the weak view too), ``ssl.labels_in_stage2: false`` (students see only pseudo-labelled data).
-``ssl.student``: ``localizer`` (default: attention contrastive) or ``ezvsl`` (the EZ-VSL pipeline as
-student unit, Table 4: max-pooled contrastive loss and the linear audio head).
+``ssl.student`` (the pipeline each unit runs, Table 4): ``localizer`` (default: attention contrastive),
+``ezvsl`` (the EZ-VSL pipeline: max-pooled contrastive loss and the linear audio head) or ``slavc``
+(the SLAVC pipeline: each unit is the SLAVC network, ``avslkit.models.slavc.SLAVC`` — two heads per
+modality, visual dropout ``model.dropout_img``, momentum encoders ``model.momentum`` — and its
+unsupervised term is SLAVC's own loss with its momentum targets (``SLAVC.loss``) instead of Eq. 12;
+the students' momentum encoders are updated once per step in both stages, as in SLAVC). With every
+student, the supervised term is H on the unit's map (``pair_map``: for SLAVC the mean of the two heads'
+online maps) and teachers, EMA, Noise Filtering and IPL are unchanged; teachers (and inference) map
+with their own online encoders (a teacher is already an EMA; its momentum copies are carried along).
 
 Logged per epoch (``task_*`` in the epoch records): ``pl_kept_mean`` (fraction of unlabelled samples
 kept), ``pl_iou_mean`` (mean IoU between the teachers), ``val_pl_iou`` (IoU with ground truth of the
@@ -37,6 +44,7 @@ held-out ``val_loc_acc``/``val_ciou_mean`` of the inference maps.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import torch
@@ -51,7 +59,24 @@ from avslkit.semisup.dmt import PSEUDO_LABEL_RULES, dmt_pseudo_labels
 from avslkit.semisup.ema import ema_update_, make_teacher
 
 INFERENCE = ("teachers", "teacher_a", "students", "student_a")
-STUDENTS = {"localizer": ("attention", None), "ezvsl": ("gmp", "linear")}  # student → (contrastive, audio head)
+SLAVC_LOSS = "slavc"  # StudentUnit.unsupervised: the SLAVC model's own loss (online vs momentum features)
+
+
+@dataclass(frozen=True)
+class StudentUnit:
+    """One ``ssl.student`` choice: its unsupervised loss (a key of ``CONTRASTIVE_LOSSES``, or
+    ``SLAVC_LOSS``), its audio head (None = ``model.audio_head``) and its registered network."""
+
+    unsupervised: str
+    audio_head: str | None = None
+    model: str = "method.ezvsl"
+
+
+STUDENTS = {
+    "localizer": StudentUnit("attention"),
+    "ezvsl": StudentUnit("gmp", "linear"),
+    "slavc": StudentUnit(SLAVC_LOSS, "linear", "method.slavc"),
+}
 
 
 @register_method("dmt")
@@ -64,15 +89,17 @@ class DMTTask(SemiSupervisedTask):
         student = str(ssl.get("student", "localizer"))
         if student not in STUDENTS:
             raise AvslError(f"unknown ssl.student {student!r}; use one of {', '.join(STUDENTS)}")
-        contrastive, head = STUDENTS[student]
-        if head is not None:
-            self.cfg = {**self.cfg, "model": {**dict(self.cfg.get("model", {}) or {}), "audio_head": head}}
+        self.student = STUDENTS[student]
+        if self.student.audio_head is not None:
+            self.cfg = {**self.cfg, "model": {**dict(self.cfg.get("model", {}) or {}), "audio_head": self.student.audio_head}}
+        self.unit_model = self.student.model
         aug = self.cfg.get("augment", {}) or {}
         self.unlabeled_views = (str(aug.get("teacher", "none")), str(aug.get("student", "randaugment")))
-        self.contrastive = CONTRASTIVE_LOSSES[contrastive]
+        unsupervised = self.student.unsupervised
+        self.contrastive = None if unsupervised == SLAVC_LOSS else CONTRASTIVE_LOSSES[unsupervised]
         self.contrastive_kwargs = (
             {"attention_audio": str(ssl.get("attention_audio", "pair")), "attention_temperature": float(ssl.get("attention_temperature", 1.0))}
-            if contrastive == "attention" else {}
+            if unsupervised == "attention" else {}
         )
         super().build()
 
@@ -153,11 +180,31 @@ class DMTTask(SemiSupervisedTask):
         return pl.labels, pl.keep
 
     # -- step -------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def update_student_momentum(self) -> None:
+        """SLAVC students: θ̂ ← m·θ̂ + (1 − m)·θ of their momentum encoders, once per step (both stages).
+
+        Called before any feature of the step is computed, which equals SLAVC's order (online
+        features, update, momentum features): the online parameters do not change within a step."""
+        if self.student.unsupervised == SLAVC_LOSS:
+            for unit in self.units.values():
+                unit.momentum_update()
+
+    def unsupervised_loss(self, unit: nn.Module, v: Any, a: Any, images: torch.Tensor, audio_input: torch.Tensor) -> torch.Tensor:
+        """The student pipeline's own loss on the whole student batch: Eq. 12 / EZ-VSL's, or SLAVC's
+        ``SLAVC.loss`` (online features against the momentum encoders' targets, no gradient to them)."""
+        if self.contrastive is None:
+            with torch.no_grad():
+                v_m, a_m = unit.encode_image(images, "momentum"), unit.encode_audio(audio_input, "momentum")
+            return unit.loss(v, a, v_m, a_m)[0]
+        return self.contrastive(v, a, tau=float(unit.tau), **self.contrastive_kwargs)[0]
+
     def compute_loss(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         lab = batch["labeled"]
         images, gt = self.labeled_terms(lab)
         n_lab = images.shape[0]
         terms: dict[str, torch.Tensor] = {}
+        self.update_student_momentum()
         if self.stage == "warmup":
             losses = self.supervised_losses(images, gt, lab["audio"])
             return sum(losses.values()), {f"loss_sup_{n}": h.detach() for n, h in losses.items()}
@@ -183,7 +230,7 @@ class DMTTask(SemiSupervisedTask):
                 per_lab = supervised_loss(maps[:off], gt, self.loss_kind, self.loss_resize, reduction="none")
                 h_sum, count = h_sum + per_lab.sum(), count + n_lab
             h = h_sum / count.clamp_min(1)
-            con, _ = self.contrastive(v, a, tau=float(unit.tau), **self.contrastive_kwargs)
+            con = self.unsupervised_loss(unit, v, a, student_images, feats[n])
             terms[f"loss_sup_{n}"], terms[f"loss_con_{n}"] = h.detach(), con.detach()
             total = total + h + self.lambda_u * con
         terms["pl_kept"] = torch.tensor(pl.kept_fraction)

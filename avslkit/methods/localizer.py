@@ -14,8 +14,10 @@ Units are configured by ``model.*`` (shared) merged with ``units.<name>.*`` (per
   all | ids.txt) labelled clips drawn (``data.split_seed``, default the run seed) from the clips of the
   training store that have boxes in ``data.annotations``; ``data.val_labeled`` (500) annotated clips
   held out for validation (never the test set; ``data.exclude`` = an id file removed from every
-  part); the rest unlabelled. The chosen ids are written to ``labeled.txt``/``val.txt`` in the run
-  directory at the first epoch; a resumed run must draw the same ids (checked).
+  part): without a separate ``--val`` store the engine's validation — and so ``best.pt`` — scores
+  exactly these clips (``held_out_validation_ids``, ``validation.held_out``); the rest unlabelled.
+  The chosen ids are written to ``labeled.txt``/``val.txt`` in the run directory at the first epoch;
+  a resumed run must draw the same ids (checked).
 - streams: ``labeled`` (strong augmentation, boxes follow geometric ops, ground-truth map; tiled
   when it holds fewer clips than one global batch) and
   ``unlabeled``. One epoch is one pass over the *first* stream: ``unlabeled`` for the methods that use
@@ -55,6 +57,7 @@ __all__ = [
     "GatedDataset",
     "SemiSupervisedTask",
     "TwoViewTransform",
+    "UNIT_MODELS",
     "build_localizer",
     "unit_config",
 ]
@@ -66,6 +69,11 @@ AUDIO_INPUTS: dict[str, tuple[str, dict[str, Any]]] = {
     "resnet18_spec": ("spectrogram", {}),
 }
 _UNIT_KEYS = ("visual", "audio", "visual_weights", "audio_weights", "visual_cfg", "audio_cfg", "dim", "tau", "audio_head", "init")
+# registered model of a unit → the unit-config keys its constructor takes (``method.slavc``: DMT's SLAVC student)
+UNIT_MODELS: dict[str, tuple[str, ...]] = {
+    "method.ezvsl": _UNIT_KEYS,
+    "method.slavc": _UNIT_KEYS + ("dropout_img", "dropout_aud", "momentum", "momentum_aud", "momentum_dropout"),
+}
 
 
 def unit_config(cfg: Mapping[str, Any], unit: str) -> dict[str, Any]:
@@ -79,12 +87,18 @@ def unit_config(cfg: Mapping[str, Any], unit: str) -> dict[str, Any]:
     return merged
 
 
-def build_localizer(unit_cfg: Mapping[str, Any]) -> tuple[nn.Module, tuple[str, dict[str, Any]]]:
-    """(model with encode_image/encode_audio/pair_map, (audio feature name, options)) of one unit."""
+def build_localizer(unit_cfg: Mapping[str, Any], model_name: str = "method.ezvsl") -> tuple[nn.Module, tuple[str, dict[str, Any]]]:
+    """(model with encode_image/encode_audio/pair_map, (audio feature name, options)) of one unit.
+
+    `model_name` (a key of ``UNIT_MODELS``): ``method.ezvsl`` is the localiser; ``method.slavc`` is the
+    SLAVC network (two heads per modality, momentum encoders), whose features are (head 1, head 2) pairs.
+    """
     from avslkit.models.registry import build_model
 
-    kwargs = {k: unit_cfg[k] for k in _UNIT_KEYS if k in unit_cfg}
-    model = build_model("method.ezvsl", **kwargs)
+    if model_name not in UNIT_MODELS:
+        raise AvslError(f"unknown unit model {model_name!r}; use one of {', '.join(UNIT_MODELS)}")
+    kwargs = {k: unit_cfg[k] for k in UNIT_MODELS[model_name] if k in unit_cfg}
+    model = build_model(model_name, **kwargs)
     audio = str(unit_cfg["audio"]).split(".")[-1]
     default_name, default_opts = AUDIO_INPUTS.get(audio, ("spectrogram", {}))
     name = unit_cfg.get("audio_feature") or default_name
@@ -217,6 +231,7 @@ class SemiSupervisedTask(Task):
     """
 
     unit_names: tuple[str, ...] = ("a",)
+    unit_model: str = "method.ezvsl"  # registered network of every unit (see ``UNIT_MODELS``)
     uses_unlabeled: bool = True
     unlabeled_views: tuple[str, ...] = ("none", "randaugment")
 
@@ -229,7 +244,7 @@ class SemiSupervisedTask(Task):
         self.units: dict[str, nn.Module] = {}
         self.unit_features: dict[str, str] = {}
         for name in self.unit_names:
-            model, spec = build_localizer(unit_config(self.cfg, name))
+            model, spec = build_localizer(unit_config(self.cfg, name), self.unit_model)
             self.units[name] = model
             self.unit_features[name] = self.features.add(spec)
         self.forwards = {f"unit_{n}": UnitForward(m) for n, m in self.units.items()}
@@ -288,15 +303,15 @@ class SemiSupervisedTask(Task):
             store_ids, list(self.annotations), spec, int(data.get("val_labeled", 500)),
             seed=int(self.cfg.get("seed", 0) if seed is None else seed), exclude_ids=exclude,
         )
-        val_store = data.get("val")
-        if val_store and Path(val_store).resolve() == Path(train).resolve():
-            from avslkit.utils.console import log
-
-            log.warning("--val is the training store: the engine's validation then scores the labelled clips too; "
-                        "use the task_val_* numbers (held-out clips only) or a separate validation store")
         if self.uses_unlabeled and not self.split.unlabeled:
             raise AvslError(f"{train}: no unlabelled clips are left after the split {self.split.summary()}; use a bigger store or fewer labels")
         return self.split
+
+    def held_out_validation_ids(self) -> list[str]:
+        """The ``data.val_labeled`` annotated clips held out of the training store (``val.txt``): the
+        engine validates on exactly these (and picks ``best.pt`` by them) unless a separate validation
+        store is given (``avslkit.engine.validation``)."""
+        return list(self.make_split().val)
 
     def _boxes(self, ids: list[str]) -> dict[str, np.ndarray]:
         return {cid: _normalised_boxes(self.annotations[cid]) for cid in ids}
