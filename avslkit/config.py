@@ -70,11 +70,17 @@ def list_packaged_configs() -> list[str]:
 
 
 def merge(base: Mapping[str, Any], override: Mapping[str, Any], *, strict: bool = True, _path: str = "") -> dict[str, Any]:
-    """Recursively merge `override` into a copy of `base`; unknown keys raise when `strict`."""
+    """Recursively merge `override` into a copy of `base`; unknown keys raise when `strict`.
+
+    Sections named `options` or `*_options` (e.g. `audio.options`, the audio feature's keyword
+    arguments) are free-form: any key may be set in them.
+    """
     out = copy.deepcopy(dict(base))
+    section = _path.rstrip(".").rsplit(".", 1)[-1]
+    free_form = section == "options" or section.endswith("_options")
     for key, value in override.items():
         dotted = f"{_path}{key}"
-        if strict and key not in out:
+        if strict and not free_form and key not in out:
             known = ", ".join(sorted(map(str, out))) or "none"
             raise ConfigError(f"unknown config key '{dotted}' (known at this level: {known})")
         if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):

@@ -65,3 +65,11 @@ def test_scientific_notation_is_a_float(tmp_path):
     user.write_text("optim:\n  lr: 5e-5\n")
     assert load_config(DEFAULTS, user)["optim"]["lr"] == 5e-5
     assert load_config(DEFAULTS, overrides=["optim.lr=1E-3"])["optim"]["lr"] == 1e-3
+
+
+def test_free_form_options_accept_any_key():
+    # audio.options is `{}` in train.yaml: the audio feature's keyword options, whatever they are.
+    cfg = load_config(["train"], overrides=["audio.options.n_mels=64", "audio.options.exact=false"])
+    assert cfg["audio"]["options"] == {"n_mels": 64, "exact": False}
+    with pytest.raises(ConfigError, match="audio.sample_rat"):
+        load_config(["train"], overrides=["audio.sample_rat=1"])  # non-empty sections stay strict

@@ -219,3 +219,14 @@ def test_ogl_is_mean_abs_layer4_and_frozen():
     out = ogl(x)
     assert out.shape == (2, 2, 2)
     torch.testing.assert_close(out, feats.abs().mean(dim=1))
+
+
+def test_quiet_prints_no_table(case):
+    loud = _eval(case)
+    assert loud.exit_code == 0 and "LocAcc" in loud.output
+    args = ["--quiet", "eval", "--maps", str(case / "maps.npz"), "--annotations", str(case / "vggss.json"),
+            "--test-list", str(case / "test.csv"), "--out", str(case / "q" / "metrics.json")]
+    quiet = runner.invoke(app, args)
+    assert quiet.exit_code == 0, quiet.output
+    assert "LocAcc" not in quiet.output and quiet.stdout.strip().endswith("metrics.json")
+    assert json.loads((case / "q" / "metrics.json").read_text())["n_positive"] == 3

@@ -368,3 +368,15 @@ def test_cli_convert_soundnet(tmp_path: Path, fake_sound8) -> None:
 def test_cli_lists_models() -> None:
     result = runner.invoke(cli_app, ["weights", "list"])
     assert result.exit_code == 0 and "method.slavc" in result.output and "audio.soundnet8" in result.output
+    for method in ("dmt", "xpl", "supervised", "naive-ssl", "hard-pl", "ezvsl", "slavc"):
+        assert f"train.{method}" in result.output
+
+
+def test_train_help_names_every_registered_method() -> None:
+    # The METHOD help text is written out (no torch import for --help); it must not drift from the registry.
+    from avslkit.methods import list_methods
+
+    result = runner.invoke(cli_app, ["train", "--help"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0
+    for method in list_methods():
+        assert method in result.output, method

@@ -43,6 +43,7 @@ def command(
     """
     from avslkit.config import load_config
     from avslkit.evaluation.runner import run_evaluation
+    from avslkit.utils.console import is_quiet
 
     flags = {
         "maps": maps, "checkpoint": checkpoint, "baseline": baseline, "annotations": annotations,
@@ -53,5 +54,5 @@ def command(
     }
     extra = {k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items() if v is not None}
     cfg = load_config("eval", config, set_, extra)
-    run_evaluation(cfg)
+    run_evaluation(cfg, print_table=not is_quiet())  # --quiet: metrics.json only, no table
     typer.echo(str(cfg["out"]))

@@ -26,14 +26,18 @@ def _save(state: dict[str, torch.Tensor], out: Path) -> None:
 @app.command("list")
 @user_errors
 def list_() -> None:
-    """List the registered models (visual/audio backbones and methods).
+    """List the registered models (visual/audio backbones, method networks) and the training methods.
 
     Example: avslkit weights list
     """
+    from avslkit.methods import list_methods
     from avslkit.models.registry import list_models
 
     for name in list_models():
         typer.echo(name)
+    # the training tasks (avslkit train METHOD); semi-supervised ones compose the networks above
+    for name in list_methods():
+        typer.echo(f"train.{name}")
 
 
 @app.command("convert-soundnet")
