@@ -271,3 +271,26 @@ def test_cli_student_option(data, tmp_path):
     assert any(k.startswith("momentum_visual.") for k in load_checkpoint(tmp_path / "ok" / "last.pt")["task"]["models"]["unit_b"])
     res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "bad"), "--student", "lvs"])
     assert res.exit_code == 1 and "unknown ssl.student 'lvs'; use one of localizer, ezvsl, slavc" in res.output
+
+
+def test_warmup_epochs_never_choose_best(data, tmp_path, monkeypatch):
+    # During the warm-up DMT's teachers are the untrained initial networks: a validation score then
+    # (made the highest here) is logged but must not become best.pt.
+    import json
+
+    from avslkit.engine import validation
+
+    scores = iter([0.9, 0.1, 0.2])
+    real = validation.Validator.run
+
+    def scripted(self, task):
+        out = real(self, task)
+        return {**out, "loc_acc": next(scores)}
+
+    monkeypatch.setattr(validation.Validator, "run", scripted)
+    out = tmp_path / "run"
+    run_training(dmt_config(data, "epochs=3"), out, quiet=True)
+    vals = [r for r in read_log(out / "log.jsonl") if r["type"] == "val"]
+    assert [r["loc_acc"] for r in vals] == [0.9, 0.1, 0.2]  # the warm-up epoch is still validated
+    best = json.loads((out / "checkpoints.json").read_text())["best"]
+    assert best["value"] == 0.2 and best["epoch"] == 3

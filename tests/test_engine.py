@@ -95,6 +95,33 @@ def test_augmentation_randomness_depends_only_on_seed_epoch_index():
     assert wrapped[(3, 11)] == wrapped[(3, 11)] and wrapped[(3, 11)]["noise"] != wrapped[(3, 12)]["noise"]
 
 
+
+def test_persistent_workers_across_passes_and_abandoned_passes():
+    # One DataLoader per ResumableLoader: its workers serve every pass, including a pass that starts
+    # after the previous one was abandoned mid-way (a step budget, a stream being cycled). The batches
+    # are the same as without workers.
+    def passes(workers: int) -> list[list[list[int]]]:
+        loader = ResumableLoader(_Noisy(), 2, seed=3, workers=workers)
+        out = []
+        for epoch in range(3):
+            loader.set_epoch(epoch)
+            taken = []
+            for batch in loader:
+                taken.append(batch["noise"].tolist())
+                if epoch == 0 and len(taken) == 1:
+                    break  # abandon the first pass after one batch
+            out.append(taken)
+        loader.set_epoch(0, position=1)  # resume the abandoned pass where it stopped
+        out.append([b["noise"].tolist() for b in loader])
+        if workers:
+            assert loader._loader is not None and loader._loader.persistent_workers
+        return out
+
+    plain, workers = passes(0), passes(2)
+    assert plain == workers and len(plain[0]) == 1 and len(plain[1]) >= 2
+    assert plain[0] + plain[3] != plain[1]  # epochs differ; the resumed pass completes epoch 0
+
+
 # -- checkpoints -----------------------------------------------------------------------------------
 def test_rng_capture_restore_round_trip(tmp_path):
     state = capture_rng()

@@ -111,6 +111,8 @@ class ResumableLoader:
         self.name = name
         self.epoch = 0
         self.position = 0  # batches of the current epoch already handed out
+        self._keys = _BatchKeys([])  # the batches of the current pass (replaced at each pass)
+        self._loader: DataLoader | None = None
 
     @property
     def global_batch_size(self) -> int:
@@ -153,22 +155,31 @@ class ResumableLoader:
         remaining = self.rank_batches(self.epoch)[self.position :]
         if not remaining:
             return
-        close = getattr(self.dataset.dataset, "close", None)
-        if self.workers > 0 and callable(close):
-            close()  # workers open their own HDF5 handles; never fork an open one
-        loader = DataLoader(
-            self.dataset,
-            batch_sampler=_BatchKeys(remaining),
-            num_workers=self.workers,
-            collate_fn=self.collate_fn,
-            pin_memory=self.pin_memory,
-            # A private generator: creating the iterator must not consume the global torch RNG.
-            generator=torch.Generator().manual_seed(sample_seed(self.seed, self.epoch, 0, PURPOSE_LOADER)),
-            persistent_workers=False,
-        )
-        for batch in loader:
+        self._keys.batches = remaining
+        for batch in self._data_loader():
             self.position += 1
             yield batch
+
+    def _data_loader(self) -> DataLoader:
+        """One DataLoader for the whole run. With workers they persist across passes: a new pass
+        must not fork fresh workers from a training process holding gigabytes (copy-on-write page
+        faults made the step after each restart several times slower). Batch contents depend only
+        on the (index, sample seed) keys, so persistence changes no number."""
+        if self._loader is None:
+            close = getattr(self.dataset.dataset, "close", None)
+            if self.workers > 0 and callable(close):
+                close()  # workers open their own HDF5 handles; never fork an open one
+            self._loader = DataLoader(
+                self.dataset,
+                batch_sampler=self._keys,
+                num_workers=self.workers,
+                collate_fn=self.collate_fn,
+                pin_memory=self.pin_memory,
+                # A private generator: creating the iterator must not consume the global torch RNG.
+                generator=torch.Generator().manual_seed(sample_seed(self.seed, 0, 0, PURPOSE_LOADER)),
+                persistent_workers=self.workers > 0,
+            )
+        return self._loader
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "position": self.position, "seed": self.seed, "batches_per_epoch": len(self)}

@@ -305,7 +305,7 @@ class Trainer:
             value = val.get(self.checkpoints.metric)
             if value is None:
                 raise AvslError(f"validation metric '{self.checkpoints.metric}' not computed; use one of {sorted(val)}")
-            if self.checkpoints.is_better(float(value)):
+            if self.task.may_be_best() and self.checkpoints.is_better(float(value)):
                 payload = self._payload(epoch_done=True)
                 if self.ctx.is_main:
                     self.checkpoints.update_best(payload, float(value), epoch=self.epoch, global_step=self.task.global_step)

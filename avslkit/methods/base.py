@@ -141,6 +141,13 @@ class Task:
         """Forward pass (through `self.ddp(name)`) → total loss and named terms (detached)."""
         raise NotImplementedError
 
+    def may_be_best(self) -> bool:
+        """Whether the weights used for inference right now may become best.pt (validation still logs).
+
+        False while they are not trained yet, e.g. DMT's teachers during the warm-up.
+        """
+        return True
+
     def after_optimizer_step(self) -> None:
         """Method updates after `optimizer.step()` (e.g. EMA teachers); momentum-before-target
         methods (SLAVC) do theirs inside `compute_loss`."""

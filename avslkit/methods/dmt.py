@@ -137,6 +137,11 @@ class DMTTask(SemiSupervisedTask):
             return dict(self.units)
         return {"a": self.units["a"]}
 
+    def may_be_best(self) -> bool:
+        # During the warm-up the teachers are still the initial networks (they copy the students when
+        # the unbiased stage starts): their validation scores must not choose best.pt.
+        return self.stage == "unbiased" or self.inference in ("students", "student_a")
+
     # -- stages -----------------------------------------------------------------------------------
     @torch.no_grad()
     def enter_stage(self, stage: str) -> None:
