@@ -420,3 +420,18 @@ def test_validator_scores_exactly_the_given_ids(store, tmp_path):
         Validator(store, ann, image_size=64, ids=["clip007", "nothere"])
     with pytest.raises(AvslError, match="none of the 0 validation ids"):
         Validator(store, ann, image_size=64, ids=[])
+
+
+@pytest.mark.parametrize("method", ["ezvsl", "slavc"])
+def test_exclude_keeps_listed_clips_out_of_training(store, tmp_path, method):
+    from avslkit.data.store import Store
+
+    with Store(store) as s:
+        all_ids = list(s.ids)
+    (tmp_path / "test.txt").write_text("\n".join(all_ids[:3]) + "\n")
+    task = build_task(resolve_data_config(tiny_config(method, store, f"data.exclude={tmp_path / 'test.txt'}")), DistContext())
+    assert task.train_datasets()["train"].ids == all_ids[3:]
+    (tmp_path / "all.txt").write_text("\n".join(all_ids))
+    task = build_task(resolve_data_config(tiny_config(method, store, f"data.exclude={tmp_path / 'all.txt'}")), DistContext())
+    with pytest.raises(AvslError, match="removes every clip"):
+        task.train_datasets()

@@ -161,12 +161,23 @@ class Task:
     # -- data hooks ---------------------------------------------------------------------------
     def train_datasets(self) -> dict[str, Any]:
         """Named training datasets; the first defines an epoch, the others cycle alongside it."""
+        from avslkit.data.annotations import read_id_list
         from avslkit.data.dataset import AVDataset
+        from avslkit.data.store import Store
 
         data = self.cfg["data"]
+        ids = None
+        if data.get("exclude"):  # e.g. the test clips, when one store holds everything
+            excluded = set(read_id_list(data["exclude"]))
+            with Store(data["train"]) as store:
+                ids = [cid for cid in store.ids if cid not in excluded]
+            if not ids:
+                raise AvslError(f"{data['exclude']}: data.exclude removes every clip of {data['train']}; "
+                                "pass the ids to leave out, not the training ids")
         return {
             "train": AVDataset(
                 data["train"],
+                ids=ids,
                 image_transform=data.get("train_transform", "train"),
                 image_size=int(self.cfg.get("image_size", 224)),
                 decoder=data.get("decoder", "tensor"),
