@@ -201,7 +201,10 @@ def train_and_eval(method: str, seed: int, args: argparse.Namespace, work: Path,
     row_path = work / "eval" / name / "row.json"
     if eval_out.is_file() and row_path.is_file():
         print(f"[skip] {name}: {eval_out} exists")
-        return json.loads(row_path.read_text())
+        row = json.loads(row_path.read_text())
+        if (run_dir / "log.jsonl").is_file():  # recomputed: cheap, and older rows lack it
+            row["step_windows"] = step_windows(method, read_jsonl(run_dir / "log.jsonl"), args.curve_window)
+        return row
     plan = budget(method, args, split["store_clips"])
     cmd = ["train", method, "--data", str(work / "train.h5"), "--out", str(run_dir), "--epochs", str(plan["epochs"]),
            "--max-steps", str(args.steps), "--batch-size", str(args.batch_size), "--image-size", str(args.size),
@@ -237,6 +240,7 @@ def train_and_eval(method: str, seed: int, args: argparse.Namespace, work: Path,
         "steps": ends[-1]["global_step"] if ends else None, "plan": plan,
         "warmup_steps_logged": warmup_steps_logged(method, log),
         "curves": curves(method, log),
+        "step_windows": step_windows(method, log, args.curve_window),
         "split_check": split_check(method, run_dir, split, work),
     }
     best = run_dir / "checkpoints.json"
@@ -279,6 +283,25 @@ def curves(method: str, log: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"epoch": f"{max(epochs) + 1 if epochs else 0} (unfinished)", "global_step": max(tail), "stage": "steps"}
         for key, step_key, label in keys:
             vals = [r[step_key] for r in tail.values() if step_key and r.get(step_key) is not None]
+            row[label] = statistics.fmean(vals) if vals else None
+        rows.append(row)
+    return rows
+
+
+def step_windows(method: str, log: list[dict[str, Any]], window: int) -> list[dict[str, Any]]:
+    """Means of the per-step curve terms (kept fraction, teachers' IoU / correlation) over windows of
+    `window` stage-2 steps: the within-epoch shape of Fig. 5 when a budget holds few epochs."""
+    keys = [(step_key, label) for _, step_key, label in CURVES.get(method, []) if step_key]
+    if not keys or window < 1:
+        return []
+    steps = {r["step"]: r for r in log if r.get("type") == "step" and r.get(keys[0][0]) is not None}
+    ordered = [steps[k] for k in sorted(steps)]
+    rows = []
+    for start in range(0, len(ordered), window):
+        chunk = ordered[start:start + window]
+        row: dict[str, Any] = {"steps": f"{chunk[0]['step']}–{chunk[-1]['step']}"}
+        for step_key, label in keys:
+            vals = [r[step_key] for r in chunk if r.get(step_key) is not None]
             row[label] = statistics.fmean(vals) if vals else None
         rows.append(row)
     return rows
@@ -347,6 +370,14 @@ def print_report(rows: list[dict[str, Any]], baselines: dict[str, dict], args: a
         for c in r["curves"]:
             cells = [fmt(c.get(label), pct=False, digits=3) for label in labels]
             print(f"| {c['epoch']} | {c['global_step']} | {c['stage']} | " + " | ".join(cells) + " |")
+        windows = r.get("step_windows") or []
+        if windows:
+            wl = [k for k in windows[0] if k != "steps"]
+            print(f"\n{r['method']} seed {r['seed']}: stage-2 steps in windows of {args.curve_window} (means of the per-step terms)\n")
+            print("| steps | " + " | ".join(wl) + " |")
+            print("|---|" + "---|" * len(wl))
+            for w in windows:
+                print(f"| {w['steps']} | " + " | ".join(fmt(w.get(k), pct=False, digits=3) for k in wl) + " |")
 
 
 def main() -> None:
@@ -371,6 +402,7 @@ def main() -> None:
     parser.add_argument("--keep", choices=("all", "last", "none"), default="last",
                         help="checkpoints kept after a run is evaluated (best.pt is never evaluated here)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/avslkit_bench_ssl"))
+    parser.add_argument("--curve-window", type=int, default=20, help="stage-2 steps per row of the step-window curves (0: none)")
     args = parser.parse_args()
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]

@@ -379,4 +379,5 @@ def test_train_help_names_every_registered_method() -> None:
     result = runner.invoke(cli_app, ["train", "--help"], env={"COLUMNS": "400"})
     assert result.exit_code == 0
     for method in list_methods():
-        assert method in result.output, method
+        if not method.startswith("_"):  # other tests register private methods (e.g. "_two_streams")
+            assert method in result.output, method
