@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -355,3 +356,21 @@ def _ref_relative(score_map, gt, rule, fraction):
     den = np.sum(g) + np.sum(infer * (g == 0))
     out["ciou"] = float(np.sum(infer * g) / den) if den > 0 else 0.0
     return out
+
+
+def test_a_registered_rule_is_applied_from_its_fields(monkeypatch):
+    # sample_stats reads how to binarise from the Binarizer (median / strict / on_raw), not from its
+    # name: a rule registered under a new name behaves like the built-in it copies.
+    from avslkit.metrics import maps
+
+    for new, like in (("median-copy", "relative"), ("lvs-copy", "lvs"), ("raw-copy", "absolute")):
+        monkeypatch.setitem(maps.BINARIZERS, new, dataclasses.replace(maps.BINARIZERS[like], name=new))
+    rng = np.random.default_rng(8)
+    m = (rng.random((3, 24, 24)) * 2).astype(np.float32)
+    m[0] = np.round(m[0], 1)
+    g = np.zeros_like(m)
+    g[:, 2:14, 5:20] = 1.0
+    for new, like in (("median-copy", "relative"), ("lvs-copy", "lvs"), ("raw-copy:0.9", "absolute:0.9")):
+        a, b = sample_stats(m, g, new, workers=1), sample_stats(m, g, like, workers=1)
+        np.testing.assert_array_equal(a.ciou, b.ciou, err_msg=new)
+    assert not np.array_equal(sample_stats(m, g, "lvs").ciou, sample_stats(m, g, "absolute:0.9").ciou)

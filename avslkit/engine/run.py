@@ -52,10 +52,10 @@ def resolve_data_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
 def held_out_validation_ids(task: Any, cfg: Mapping[str, Any]) -> list[str] | None:
     """The clips a semi-supervised task held out of its training store (``val.txt``) when they are to
     choose ``best.pt`` (``validation.held_out``, default true); None for the other methods."""
-    held = getattr(task, "held_out_validation_ids", None)
-    if not callable(held) or not bool((cfg.get("validation", {}) or {}).get("held_out", True)):
+    if not bool((cfg.get("validation", {}) or {}).get("held_out", True)):
         return None
-    return list(held())
+    held = task.held_out_validation_ids()
+    return None if held is None else list(held)
 
 
 def saved_run_config(out: str | Path) -> dict[str, Any] | None:

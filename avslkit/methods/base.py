@@ -148,6 +148,11 @@ class Task:
         """
         return True
 
+    def held_out_validation_ids(self) -> list[str] | None:
+        """Clips of the training store held out for validation (semi-supervised ``val.txt``), or None:
+        without a separate validation store the engine validates on exactly these."""
+        return None
+
     def after_optimizer_step(self) -> None:
         """Method updates after `optimizer.step()` (e.g. EMA teachers); momentum-before-target
         methods (SLAVC) do theirs inside `compute_loss`."""

@@ -85,19 +85,28 @@ def _lvs(p: np.ndarray, arg: float | None) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Binarizer:
-    """A named rule from a map to a binary prediction; `on_raw` rules see the absolute map."""
+    """A named rule from a map to a binary prediction; `on_raw` rules see the absolute map.
+
+    `median`: the threshold is sorted(P)[int(fraction·N)] (else the value T); `strict`: predict
+    P > thr or P = 1 (LVS) instead of P ≥ thr. The vectorised metrics (`metrics.samples`) apply a rule
+    from these fields; `fn` must agree with them (`binarize`, visualisation).
+    """
 
     name: str
     fn: Callable[[np.ndarray, float | None], np.ndarray]
     description: str
     on_raw: bool = False
+    median: bool = False
+    strict: bool = False
 
 
 BINARIZERS: dict[str, Binarizer] = {
     "relative": Binarizer("relative", _relative,
-                          "per-sample min-max map, thr = sorted(map)[int(0.5·N)], predict map >= thr (SLAVC/EZ-VSL)"),
+                          "per-sample min-max map, thr = sorted(map)[int(0.5·N)], predict map >= thr (SLAVC/EZ-VSL)",
+                          median=True),
     "fixed": Binarizer("fixed", _fixed, "per-sample min-max map, predict map >= T (LVS/SSPL style, T default 0.5)"),
-    "lvs": Binarizer("lvs", _lvs, "per-sample min-max map, predict map > sorted(map)[int(0.5·N)] or map == 1 (LVS)"),
+    "lvs": Binarizer("lvs", _lvs, "per-sample min-max map, predict map > sorted(map)[int(0.5·N)] or map == 1 (LVS)",
+                     median=True, strict=True),
     "absolute": Binarizer("absolute", _fixed,
                           "absolute map (no min-max), predict map >= T, T default 0.5: SLAVC's test.py without "
                           "--relative_prediction on its [0, 1]-bounded fused maps", on_raw=True),

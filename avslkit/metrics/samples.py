@@ -118,8 +118,11 @@ def _sum_is_exact(smallest: np.ndarray, largest: np.ndarray, k: int) -> np.ndarr
     return (smallest > 0) & (largest < smallest.astype(np.float64) * headroom)
 
 
-# Binary-map rules of the compiled pass: P ≥ thr, LVS (P > thr or P = 1), raw map ≥ thr.
-_MODE = {"relative": 0, "fixed": 0, "lvs": 1, "absolute": 2}
+def _kernel_mode(rule) -> int:
+    """The compiled pass's binary-map rule (`_kernels._map_pass`): 0 = P ≥ thr, 1 = LVS, 2 = raw map ≥ thr."""
+    if rule.on_raw and (rule.strict or rule.median):
+        raise ValueError(f"binarize rule {rule.name!r}: on_raw rules compare the raw map with T (no median, not strict)")
+    return 2 if rule.on_raw else int(rule.strict)
 
 
 def _block_stats(flat: np.ndarray, g: np.ndarray, rule, value: float | None, top_fraction: float,
@@ -127,7 +130,7 @@ def _block_stats(flat: np.ndarray, g: np.ndarray, rule, value: float | None, top
     rows, n = flat.shape
     part = work.part[:rows]
     k_top = max(1, math.ceil(n * top_fraction))
-    uses_median = rule.name in ("relative", "lvs")
+    uses_median = rule.median
     k_med = min(int((0.5 if value is None else value) * n), n - 1)
 
     # Order statistics: partition a copy at the median, then its upper part at the top-k boundary.
@@ -157,7 +160,7 @@ def _block_stats(flat: np.ndarray, g: np.ndarray, rule, value: float | None, top
     else:  # fixed:T on P, absolute:T on the raw map; numpy compares float32 maps with float32(T)
         thr = np.full(rows, 0.5 if value is None else value, np.float32)
     sums = work.sums[:rows]
-    map_sums(flat, g, lo, rng, thr.astype(np.float32), _MODE[rule.name], sums, work.d)
+    map_sums(flat, g, lo, rng, thr, _kernel_mode(rule), sums, work.d)  # thr: float32 either way
     inter, g_sum, false_pos = sums[:, 0], sums[:, 1], sums[:, 2]
     denom = g_sum + false_pos
     cious = np.where(denom > 0, inter / np.where(denom > 0, denom, 1.0), 0.0)
