@@ -7,6 +7,7 @@ with JOB = "METHOD,OUT[,key=value,...]"; the jobs run one after another in the s
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 
@@ -29,6 +30,9 @@ def main() -> None:
         state = {k: v.detach().clone() for k, v in trainer.task.model.state_dict().items()}
         torch.save({"model": state, "rank": ctx.rank, "world": ctx.world_size, "step": trainer.task.global_step},
                    Path(out) / f"rank{ctx.rank}.pt")
+        trainer.close()  # as run_training does: nothing distributed may outlive the process group
+        del trainer
+        gc.collect()
     shutdown_distributed()
 
 

@@ -181,6 +181,11 @@ class ResumableLoader:
             )
         return self._loader
 
+    def close(self) -> None:
+        """Stop the persistent worker processes now rather than whenever the loader is collected.
+        The next pass starts fresh workers; batch contents do not change."""
+        self._loader = None
+
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "position": self.position, "seed": self.seed, "batches_per_epoch": len(self)}
 

@@ -8,6 +8,7 @@ the Trainer (resuming from `last.pt` when asked).
 from __future__ import annotations
 
 import copy
+import gc
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -15,6 +16,7 @@ import torch
 
 from avslkit.config import save_config, yaml_load
 from avslkit.engine.checkpoint import seed_everything
+
 from avslkit.engine.distributed import DistContext, init_distributed, shutdown_distributed
 from avslkit.engine.trainer import Trainer
 from avslkit.engine.validation import RankZeroValidation, build_validator, check_validation_inputs, validation_enabled
@@ -120,9 +122,14 @@ def run_training(cfg: Mapping[str, Any], out: str | Path, resume: bool = False, 
     own_ctx = ctx is None
     if own_ctx:
         ctx = init_distributed(cfg.get("device", "auto"), cfg.get("distributed", {}).get("backend", "auto"))
+    trainer = None
     try:
         trainer, resume_from = prepare_training(cfg, out, resume, quiet, ctx)
         return trainer.fit(resume=resume_from)
     finally:
+        if trainer is not None:
+            trainer.close()
+            del trainer
+            gc.collect()  # free the run's distributed objects (some sit in reference cycles) while the group exists
         if own_ctx and ctx is not None and ctx.distributed:
             shutdown_distributed()

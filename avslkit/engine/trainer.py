@@ -272,6 +272,17 @@ class Trainer:
         self.logger.close()
         return summary
 
+    def close(self) -> None:
+        """Release what outlives `fit`: loader worker processes and the DDP wrappers.
+
+        Call before destroying the process group: a DDP reducer that outlives its gloo group can
+        abort the process at interpreter exit ("terminate called without an active exception").
+        The task stays usable afterwards (its forward falls back to the plain modules).
+        """
+        for loader in self.loaders.values():
+            loader.close()
+        self.task.release_ddp()
+
     def _end_epoch(self, epoch: int, sums: dict[str, float], steps: int, wait_total: float, seconds: float) -> None:
         self.task.sync_buffers()  # identical BatchNorm statistics on every rank before validation/saving
         extra = self.task.on_epoch_end(epoch, self) or {}

@@ -252,6 +252,10 @@ class Task:
                 ids = [self.device.index] if self.device.type == "cuda" else None
                 self._ddp[name] = DDP(module, device_ids=ids, find_unused_parameters=find_unused)
 
+    def release_ddp(self) -> None:
+        """Drop the DDP wrappers (before the process group goes); `ddp()` then returns the plain modules."""
+        self._ddp.clear()
+
     @torch.no_grad()
     def sync_buffers(self) -> None:
         """Make BatchNorm statistics (online and momentum) identical on every rank.
