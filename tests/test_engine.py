@@ -95,7 +95,6 @@ def test_augmentation_randomness_depends_only_on_seed_epoch_index():
     assert wrapped[(3, 11)] == wrapped[(3, 11)] and wrapped[(3, 11)]["noise"] != wrapped[(3, 12)]["noise"]
 
 
-
 def test_persistent_workers_across_passes_and_abandoned_passes():
     # One DataLoader per ResumableLoader: its workers serve every pass, including a pass that starts
     # after the previous one was abandoned mid-way (a step budget, a stream being cycled). The batches
@@ -435,3 +434,17 @@ def test_exclude_keeps_listed_clips_out_of_training(store, tmp_path, method):
     task = build_task(resolve_data_config(tiny_config(method, store, f"data.exclude={tmp_path / 'all.txt'}")), DistContext())
     with pytest.raises(AvslError, match="removes every clip"):
         task.train_datasets()
+
+
+def test_close_stops_persistent_workers_and_next_pass_is_unchanged():
+    # Trainer.close() relies on this: the worker processes end at close(), not at garbage collection.
+    loader = ResumableLoader(_Noisy(), 2, seed=3, workers=1)
+    first = [b["noise"].tolist() for b in loader]
+    workers = list(loader._data_loader()._iterator._workers)
+    assert workers and all(w.is_alive() for w in workers)
+    loader.close()
+    for w in workers:
+        w.join(timeout=10)
+    assert not any(w.is_alive() for w in workers)
+    loader.set_epoch(0)
+    assert [b["noise"].tolist() for b in loader] == first  # fresh workers, same batches

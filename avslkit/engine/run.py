@@ -16,7 +16,6 @@ import torch
 
 from avslkit.config import save_config, yaml_load
 from avslkit.engine.checkpoint import seed_everything
-
 from avslkit.engine.distributed import DistContext, init_distributed, shutdown_distributed
 from avslkit.engine.trainer import Trainer
 from avslkit.engine.validation import RankZeroValidation, build_validator, check_validation_inputs, validation_enabled
