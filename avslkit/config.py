@@ -112,14 +112,59 @@ def parse_override(item: str) -> dict[str, Any]:
     return node
 
 
+PRESET_SECTIONS = ("train", "methods", "eval", "preprocess")
+
+
+def list_presets() -> list[str]:
+    """Names of the packaged presets (`avslkit/configs/presets/*.yaml`)."""
+    return [n.split("/", 1)[1] for n in list_packaged_configs() if n.startswith("presets/")]
+
+
+def read_preset(name: str | Path) -> dict[str, Any]:
+    """A preset by packaged name (e.g. "cpu-small") or YAML path, checked for its known sections.
+
+    A preset is one named bundle of settings for several commands: `train` (every method),
+    `methods.<METHOD>` (one method only), `eval` and `preprocess`; `description` says what it is for.
+    """
+    path = Path(str(name))
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        if not path.is_file():
+            raise ConfigError(f"preset file not found: {path} (pass a packaged preset name or an existing YAML file)")
+        try:
+            preset = yaml_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    else:
+        if str(name) not in list_presets():
+            raise ConfigError(f"unknown preset '{name}' (packaged presets: {', '.join(list_presets()) or 'none'}; or a YAML path)")
+        preset = packaged_config(f"presets/{name}")
+    if not isinstance(preset, Mapping):
+        raise ConfigError(f"preset {name}: top level must be a mapping")
+    unknown = sorted(set(preset) - set(PRESET_SECTIONS) - {"description"})
+    if unknown:
+        raise ConfigError(f"preset {name}: unknown section(s) {', '.join(unknown)} (known: {', '.join(PRESET_SECTIONS)}, description)")
+    return dict(preset)
+
+
+def preset_layer(name: str | Path, command: str, method: str | None = None) -> dict[str, Any]:
+    """The settings preset `name` gives `command` ("train", "eval", "preprocess"), `method` included."""
+    preset = read_preset(name)
+    layer = copy.deepcopy(preset.get(command) or {})
+    if command == "train" and method is not None:
+        layer = merge(layer, (preset.get("methods") or {}).get(method) or {}, strict=False)
+    return layer
+
+
 def load_config(
     defaults: str | Iterable[str] | Mapping[str, Any],
     user_file: str | Path | None = None,
     overrides: Iterable[str] = (),
     extra: Mapping[str, Any] | None = None,
+    preset: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Resolve a config: packaged defaults (names or a dict), then a user YAML, then `--set` items.
+    """Resolve a config: packaged defaults (names or a dict), a preset layer, a user YAML, `--set` items.
 
+    `preset` is the layer `preset_layer` returns (applied right after the defaults, strictly);
     `extra` holds values set by dedicated CLI flags (e.g. `--epochs`); it is applied last but before
     `--set`, so `--set` always wins.
     """
@@ -130,6 +175,11 @@ def load_config(
         cfg = {}
         for name in names:
             cfg = merge(cfg, packaged_config(name), strict=False)
+    if preset:
+        try:
+            cfg = merge(cfg, preset)
+        except ConfigError as exc:
+            raise ConfigError(f"preset: {exc}") from exc
     if user_file is not None:
         path = Path(user_file)
         if not path.is_file():

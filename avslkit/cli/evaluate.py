@@ -29,6 +29,7 @@ def command(
     skip_missing: bool = typer.Option(False, "--skip-missing", help="Evaluate only samples that have a map."),
     device: Optional[str] = typer.Option(None, "--device", help="Device for OGL/checkpoints (default cpu)."),
     out: Optional[Path] = typer.Option(None, "--out", help="metrics.json path, default metrics.json (per-sample CSV and config beside it)."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Named settings bundle whose eval section applies after the defaults (avslkit/configs/presets/), or a preset YAML path."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML overriding configs/eval.yaml."),
     set_: List[str] = typer.Option([], "--set", help="key=value override (repeatable)."),
     save_maps: bool = typer.Option(False, "--save-maps", help="Also write <out>.maps.npz (every sample's map) for 'avslkit viz'."),
@@ -41,7 +42,7 @@ def command(
 
     Example: avslkit eval --maps maps.npz --annotations vggss.json --test-list vggss_test.csv --extended-csv vggss_test_plus_silent.csv --out metrics.json
     """
-    from avslkit.config import load_config
+    from avslkit.config import load_config, preset_layer
     from avslkit.evaluation.runner import run_evaluation
     from avslkit.utils.console import is_quiet
 
@@ -53,6 +54,8 @@ def command(
         "save_maps": save_maps or None,
     }
     extra = {k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items() if v is not None}
-    cfg = load_config("eval", config, set_, extra)
+    cfg = load_config("eval", config, set_, extra, preset=preset_layer(preset, "eval") if preset else None)
+    if preset:
+        cfg["preset"] = str(preset)
     run_evaluation(cfg, print_table=not is_quiet())  # --quiet: metrics.json only, no table
     typer.echo(str(cfg["out"]))

@@ -31,6 +31,7 @@ def command(
     out: Path = typer.Option(..., "--out", help="Run directory (config.yaml, log.jsonl, last.pt, best.pt, checkpoints.json)."),
     val: Optional[Path] = typer.Option(None, "--val", help="Validation store (.h5); best.pt is chosen on it."),
     val_annotations: Optional[Path] = typer.Option(None, "--val-annotations", help="Boxes of the validation clips: vggss.json or a Flickr XML directory."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Named settings bundle applied after the defaults, e.g. cpu-small (see avslkit/configs/presets/), or a preset YAML path."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file overriding the defaults (configs/train.yaml + configs/methods/METHOD.yaml)."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Override one config key, e.g. --set optim.lr=3e-4 (repeatable; wins over everything)."),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N."),
@@ -56,7 +57,7 @@ def command(
 
     Example: avslkit train slavc --data train.h5 --val val.h5 --val-annotations vggss.json --out runs/slavc --device cuda --amp bf16
     """
-    from avslkit.config import load_config
+    from avslkit.config import load_config, preset_layer
     from avslkit.engine.run import run_training, saved_run_config
     from avslkit.methods.base import get_method
     from avslkit.utils.console import is_quiet
@@ -72,6 +73,10 @@ def command(
         data__val_labeled=val_labeled, ssl__student=student,
     )
     saved = saved_run_config(out) if resume else None
+    if saved is not None and preset:
+        from avslkit.errors import AvslError
+
+        raise AvslError(f"--preset applies to new runs only; {out} keeps the settings it was started with (drop --preset, or use --set)")
     if saved is not None:
         if saved.get("method") != method:
             from avslkit.errors import AvslError
@@ -79,7 +84,9 @@ def command(
             raise AvslError(f"{out} is a '{saved.get('method')}' run; resume it with 'avslkit train {saved.get('method')} --resume' or choose a new --out")
         cfg = load_config(saved, config, set_ or [], extra=extra)  # the run's own config, then any changes
     else:
-        cfg = load_config(["train", f"methods/{method}"], config, set_ or [], extra=extra)
+        layer = preset_layer(preset, "train", method) if preset else None
+        cfg = load_config(["train", f"methods/{method}"], config, set_ or [], extra=extra, preset=layer)
+        cfg["preset"] = str(preset) if preset else cfg.get("preset")
     cfg["method"] = method
     summary = run_training(cfg, out, resume=resume, quiet=is_quiet())
     from avslkit.utils.console import log
