@@ -112,7 +112,7 @@ def parse_override(item: str) -> dict[str, Any]:
     return node
 
 
-PRESET_SECTIONS = ("train", "methods", "eval", "preprocess")
+PRESET_SECTIONS = ("train", "methods", "eval", "preprocess", "synth")
 
 
 def list_presets() -> list[str]:
@@ -124,7 +124,7 @@ def read_preset(name: str | Path) -> dict[str, Any]:
     """A preset by packaged name (e.g. "cpu-small") or YAML path, checked for its known sections.
 
     A preset is one named bundle of settings for several commands: `train` (every method),
-    `methods.<METHOD>` (one method only), `eval` and `preprocess`; `description` says what it is for.
+    `methods.<METHOD>` (one method only), `eval`, `preprocess` and `synth` (SynthOptions fields); `description` says what it is for.
     """
     path = Path(str(name))
     if path.suffix in (".yaml", ".yml") or path.is_file():

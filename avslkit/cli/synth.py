@@ -13,8 +13,13 @@ from avslkit.synth.generate import SynthOptions, generate
 _D = SynthOptions()
 
 
+# CLI parameter → SynthOptions field, where the names differ (a preset's `synth` section uses the field names)
+_FIELD = {"clips": "n_clips", "classes": "n_classes", "offscreen": "offscreen_fraction", "objects": "objects_dir"}
+
+
 @user_errors
 def command(
+    ctx: typer.Context,
     out_dir: Path = typer.Argument(..., help="Output folder (created; re-running with the same options resumes)."),
     clips: int = typer.Option(_D.n_clips, "--clips", "-n", help="Number of clips."),
     classes: int = typer.Option(_D.n_classes, "--classes", help="Number of procedural object classes (1-60); ignored with --objects."),
@@ -35,6 +40,7 @@ def command(
     snr_range: Tuple[float, float] = typer.Option(_D.snr_range, "--snr-range", help="Source-to-ambient-noise ratio range LO HI (dB)."),
     camera_jitter: float = typer.Option(_D.camera_jitter, "--camera-jitter", help="Camera shake amplitude (fraction of the shorter side; 0 = steady)."),
     workers: int = typer.Option(_D.workers, "--workers", "-j", help="Parallel encoding processes."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Take the options you do not give from a preset's synth section, e.g. cpu-small (avslkit/configs/presets/)."),
 ) -> None:
     """Generate a toy AV source-localisation benchmark: mp4 clips (H.264 + AAC) of 1-3 textured objects,
     one of which (or none: off-screen negatives) makes its class's sound, plus VGG-SS-style annotations
@@ -42,6 +48,16 @@ def command(
 
     Example: avslkit synth toy/ --clips 40 --size 112 --duration 4
     """
+    if preset:
+        from avslkit.synth.generate import preset_options
+
+        given = {_FIELD.get(name, name) for name in ctx.params if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") != "DEFAULT"}
+        chosen = preset_options(preset, given)
+        clips, classes, size, duration, fps = (chosen.get(k, v) for k, v in (("n_clips", clips), ("n_classes", classes), ("size", size), ("duration", duration), ("fps", fps)))
+        offscreen, size_range, test_fraction = chosen.get("offscreen_fraction", offscreen), chosen.get("size_range", size_range), chosen.get("test_fraction", test_fraction)
+        time_jitter, max_objects = chosen.get("time_jitter", time_jitter), chosen.get("max_objects", max_objects)
+        loudness_range, snr_range = chosen.get("loudness_range", loudness_range), chosen.get("snr_range", snr_range)
+        camera_jitter, sample_rate = chosen.get("camera_jitter", camera_jitter), chosen.get("sample_rate", sample_rate)
     summary = generate(
         out_dir, n_clips=clips, n_classes=classes, size=size, width=width, height=height, duration=duration, fps=fps,
         sample_rate=sample_rate, seed=seed, offscreen_fraction=offscreen, size_range=size_range,

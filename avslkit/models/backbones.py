@@ -71,3 +71,91 @@ class AudioResNet18Spec(_ResNetTrunk):
         if spec.ndim == 3:  # B×F×T → B×1×F×T
             spec = spec.unsqueeze(1)
         return self.pool(self.trunk(spec)).flatten(1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Narrow ResNets: the same trunk layout (torchvision BasicBlock, child names conv1 ... layer4) with
+# fewer blocks and channels, so a CPU can train a localiser in minutes (configs/presets/cpu-small).
+# ---------------------------------------------------------------------------------------------
+
+NARROW_DEPTHS = {10: (1, 1, 1, 1), 18: (2, 2, 2, 2)}
+
+
+def narrow_resnet_trunk(depth: int = 10, width: int = 16, in_channels: int = 3, stride: int = 32) -> nn.Module:
+    """A torchvision-style ResNet trunk with `width` base channels (64 in ResNet-18), `depth` 10 or 18.
+
+    `stride` 32 is the standard trunk; 16 drops the stem max-pool, which keeps a 7×7 map at 112 px
+    (the papers' grid at 224 px) for the small images a CPU can afford.
+    """
+    from torchvision.models.resnet import BasicBlock
+
+    if depth not in NARROW_DEPTHS:
+        raise ValueError(f"narrow ResNet depth must be one of {sorted(NARROW_DEPTHS)}, got {depth}")
+    if width < 4:
+        raise ValueError(f"narrow ResNet width must be >= 4 base channels, got {width}")
+    if stride not in (16, 32):
+        raise ValueError(f"narrow ResNet stride must be 16 or 32, got {stride}")
+    trunk = nn.Module()
+    trunk.conv1 = nn.Conv2d(in_channels, width, kernel_size=7, stride=2, padding=3, bias=False)
+    trunk.bn1 = nn.BatchNorm2d(width)
+    trunk.relu = nn.ReLU(inplace=True)
+    trunk.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if stride == 32 else nn.Identity()
+    planes_in = width
+    for i, blocks in enumerate(NARROW_DEPTHS[depth]):
+        planes = width * 2**i
+        layer_stride = 1 if i == 0 else 2
+        downsample = None
+        if layer_stride != 1 or planes_in != planes:
+            downsample = nn.Sequential(nn.Conv2d(planes_in, planes, 1, stride=layer_stride, bias=False), nn.BatchNorm2d(planes))
+        layers = [BasicBlock(planes_in, planes, layer_stride, downsample)]
+        layers += [BasicBlock(planes, planes) for _ in range(blocks - 1)]
+        trunk.add_module(f"layer{i + 1}", nn.Sequential(*layers))
+        planes_in = planes
+    for m in trunk.modules():  # torchvision's ResNet initialisation
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    return trunk
+
+
+@register_model("visual.resnet_narrow")
+class VisualNarrowResNet(_ResNetTrunk):
+    """Narrow ResNet visual trunk: B×3×H×W → B×(8·width)×H/stride×W/stride, random init or a state dict.
+
+    `weights`: "none"/None (random init; there are no ImageNet weights for this shape) or a path to a
+    state dict of this module (e.g. one saved by a longer run).
+    """
+
+    def __init__(self, weights: str | Path | None = None, depth: int = 10, width: int = 16, stride: int = 16) -> None:
+        super().__init__(narrow_resnet_trunk(depth, width, 3, stride))
+        self.out_channels = 8 * width
+        self.pretrained = weights not in (None, "none")
+        if weights == "imagenet":
+            raise ValueError("visual.resnet_narrow has no ImageNet weights: use weights=none or a state-dict path")
+        if self.pretrained:
+            load_into(self, read_state_dict(weights), str(weights))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.trunk(image)
+
+
+@register_model("audio.resnet_narrow_spec")
+class AudioNarrowResNet(_ResNetTrunk):
+    """Narrow ResNet on a B×C×F×T time-frequency input (C = `in_channels`: 1 for the spectrogram, 3 for
+    VGGish's three 96×64 log-mel examples), global max pool → B×(8·width), like EZ-VSL's ``audnet``."""
+
+    def __init__(self, weights: str | Path | None = None, depth: int = 10, width: int = 16, in_channels: int = 1) -> None:
+        super().__init__(narrow_resnet_trunk(depth, width, in_channels, 32))
+        self.in_channels = in_channels
+        self.out_dim = 8 * width
+        self.pool = nn.AdaptiveMaxPool2d((1, 1))
+        self.pretrained = weights not in (None, "none")
+        if self.pretrained:
+            load_into(self, read_state_dict(weights), str(weights))
+
+    def forward(self, spec: torch.Tensor) -> torch.Tensor:
+        if spec.ndim == 3:  # B×F×T → B×1×F×T
+            spec = spec.unsqueeze(1)
+        return self.pool(self.trunk(spec)).flatten(1)

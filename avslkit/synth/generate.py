@@ -190,6 +190,20 @@ def _check_existing_config(out_dir: Path, options: SynthOptions) -> None:
         )
 
 
+def preset_options(preset: str, given: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
+    """SynthOptions fields from a preset's `synth` section, minus those the user `given` explicitly."""
+    from dataclasses import fields
+
+    from avslkit.config import ConfigError, read_preset
+
+    section = dict(read_preset(preset).get("synth") or {})
+    known = {f.name for f in fields(SynthOptions)}
+    unknown = sorted(set(section) - known)
+    if unknown:
+        raise ConfigError(f"preset {preset}: unknown synth option(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    return {k: (tuple(v) if isinstance(v, list) else v) for k, v in section.items() if k not in given}
+
+
 def generate(out_dir: str | os.PathLike, **kwargs: Any) -> SynthSummary:
     """Generate the benchmark into `out_dir` (see module docstring); keyword arguments are SynthOptions fields."""
     unknown = sorted(set(kwargs) - set(SynthOptions.__dataclass_fields__))
