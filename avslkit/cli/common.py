@@ -10,6 +10,8 @@ import typer
 
 from avslkit.config import ConfigError
 from avslkit.errors import AvslError
+from rich.text import Text
+
 from avslkit.utils.console import stderr_console
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -17,7 +19,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def fail(message: str, code: int = 1) -> None:
     """Print a one-line error on stderr and exit with `code`."""
-    stderr_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    stderr_console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

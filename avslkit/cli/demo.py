@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.text import Text
 
 from avslkit.cli.common import user_errors
 from avslkit.utils.console import log, stderr_console
@@ -41,7 +42,7 @@ def command(
             log.warning("listening on %s: anyone who can reach this address can upload files to the demo", host)
         if localizer.ogl_random:
             log.warning("no --ogl-weights: OGL is a random ResNet-18 (the page shows a notice)")
-        stderr_console.print(f"avslkit demo: open [bold]{server.url}[/] (Ctrl+C to stop)", highlight=False)
+        stderr_console.print(Text.assemble("avslkit demo: open ", (server.url, "bold"), " (Ctrl+C to stop)"), highlight=False)
         print(server.url, flush=True)
         server.serve_forever()
     except KeyboardInterrupt:

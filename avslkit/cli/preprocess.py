@@ -12,7 +12,7 @@ from avslkit.cli.common import fail, user_errors
 from avslkit.config import load_config
 from avslkit.data.preprocess import LAYOUTS, NoClipsStoredError, PreprocessReport, config_path, preprocess
 from avslkit.data.store import Failure
-from avslkit.utils.console import is_quiet, setup_logging, stderr_console
+from avslkit.utils.console import is_quiet, plain, setup_logging, stderr_console
 
 _MAX_FAILURE_ROWS = 20
 
@@ -23,9 +23,9 @@ def _failure_table(failures: list[Failure], store: Path) -> Table:
     table.add_column("reason", overflow="fold")
     table.add_column("source", overflow="fold")
     for f in failures[:_MAX_FAILURE_ROWS]:
-        table.add_row(f.id, f.reason, f.source)
+        table.add_row(plain(f.id), plain(f.reason), plain(f.source))
     if len(failures) > _MAX_FAILURE_ROWS:
-        table.caption = f"… {len(failures) - _MAX_FAILURE_ROWS} more: avslkit store info {store} --failures"
+        table.caption = plain(f"… {len(failures) - _MAX_FAILURE_ROWS} more: avslkit store info {store} --failures")
     return table
 
 
@@ -38,9 +38,9 @@ def _print_summary(report: PreprocessReport) -> None:
     summary.add_row("failed", str(report.n_failed))
     summary.add_row("clips in store", str(report.n_total))
     summary.add_row("time", f"{report.seconds:.1f} s ({report.clips_per_second:.1f} clips/s)")
-    summary.add_row("store", str(report.out))
+    summary.add_row("store", plain(report.out))
     stderr_console.print(summary)
-    stderr_console.print(f"inspect it with: avslkit store info {report.out} --failures", highlight=False)
+    stderr_console.print(plain(f"inspect it with: avslkit store info {report.out} --failures"), highlight=False)
 
 
 @user_errors
@@ -93,4 +93,4 @@ def command(
     if not (quiet or is_quiet()):
         _print_summary(report)
         if config_path(out).exists():
-            stderr_console.print(f"resolved config saved to {config_path(out)}", highlight=False)
+            stderr_console.print(plain(f"resolved config saved to {config_path(out)}"), highlight=False)

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from avslkit.cli.common import user_errors
 from avslkit.data.store import Store
+from avslkit.utils.console import plain
 
 app = typer.Typer(help="Inspect HDF5 clip stores. Example: avslkit store info toy/train.h5", no_args_is_help=True)
 
@@ -33,14 +34,14 @@ def info(
         summary["failure_list"] = [f.__dict__ for f in fails]
         typer.echo(json.dumps(summary, indent=2))
         return
-    table = Table(title=str(store), show_header=False)
+    table = Table(title=plain(store), show_header=False)
     for key in ("clips", "failures", "classes", "sample_rate", "audio_seconds", "frame_format", "bytes",
                 "bytes_per_clip", "avslkit_version", "created", "has_extended"):
         value = summary[key]
         if key == "bytes_per_clip" and value is not None:
             value = f"{value / 1024:.1f} KiB"
-        table.add_row(key, str(value))
-    console = Console()
+        table.add_row(key, plain(value))
+    console = Console(emoji=False)
     console.print(table)
     if failures and fails:
         ft = Table(title="failures")
@@ -48,5 +49,5 @@ def info(
         ft.add_column("reason")
         ft.add_column("source")
         for f in fails:
-            ft.add_row(f.id, f.reason, f.source)
+            ft.add_row(plain(f.id), plain(f.reason), plain(f.source))
         console.print(ft)

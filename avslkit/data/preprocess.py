@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from avslkit import __version__
 from avslkit.config import load_config, merge, save_config
+from avslkit.config_spec import check_config
 from avslkit.data.annotations import normalize_clip_id  # ids in --timestamps/--labels are matched normalised
 from avslkit.data.store import ClipRecord, Failure, Store, StoreAttrs, merge_stores, write_store
 from avslkit.data.video import (
@@ -270,9 +271,9 @@ def _dedupe(tasks: list[ClipTask]) -> list[ClipTask]:
 
 
 def resolve_config(cfg: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Packaged defaults with `cfg` merged over them (unknown keys are rejected)."""
+    """Packaged defaults with `cfg` merged over them (unknown keys are rejected, values type/range-checked)."""
     defaults = load_config("preprocess")
-    return merge(defaults, cfg) if cfg else defaults
+    return dict(check_config(merge(defaults, cfg) if cfg else defaults, "preprocess"))
 
 
 def clip_options(cfg: Mapping[str, Any]) -> ClipOptions:

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 import torch
 
 from avslkit.config import save_config, yaml_load
+from avslkit.config_spec import check_config
 from avslkit.engine.checkpoint import seed_everything
 from avslkit.engine.distributed import DistContext, init_distributed, shutdown_distributed
 from avslkit.engine.trainer import Trainer
@@ -74,6 +75,7 @@ def prepare_training(cfg: Mapping[str, Any], out: str | Path, resume: bool = Fal
 
     if not cfg.get("method"):
         raise AvslError("no method given (use 'avslkit train METHOD')")
+    check_config(cfg, "train")  # one line naming the key, the value and the range, before any work
     get_method(str(cfg["method"]))  # unknown method → clear error before any work
     run_dir = Path(out)
     last = run_dir / "last.pt"

@@ -203,13 +203,15 @@ def statistics_table(name: str, stats: dict[str, Any]):
     """A rich table shaped like Table 1 of the SLAVC paper."""
     from rich.table import Table
 
-    t = Table(title=f"extended test set: {name}")
+    from avslkit.utils.console import plain
+
+    t = Table(title=plain(f"extended test set: {name}"))
     cols = ["Small", "Medium", "Large", "Huge", "Total Pos", "Real Neg", "Easy Neg", "Hard Neg", "Total Neg", "Total"]
     t.add_column("Dataset")
     for c in cols:
         t.add_column(c, justify="right")
     s, n = stats["positives_by_size"], stats["negatives_by_type"]
-    t.add_row(name, *(str(v) for v in (s["small"], s["medium"], s["large"], s["huge"], stats["n_positive"],
+    t.add_row(plain(name), *(str(v) for v in (s["small"], s["medium"], s["large"], s["huge"], stats["n_positive"],
                                        n.get("real", 0), n.get("easy", 0), n.get("hard", 0), stats["n_negative"],
                                        stats["n_total"])))
     return t

@@ -202,12 +202,12 @@ def protocol_record(cfg: dict[str, Any], ann: Annotations, source_desc: str) -> 
 def _print_table(metrics: dict[str, Any], title: str) -> None:
     from rich.table import Table
 
-    from avslkit.utils.console import stderr_console
+    from avslkit.utils.console import plain, stderr_console
 
     def f(v: Any) -> str:
         return "—" if v is None else f"{100 * v:.2f}"
 
-    t = Table(title=title)
+    t = Table(title=plain(title))
     for col in ("subset", "n", "LocAcc", "AUC", "AP@0.5", "max-F1@0.5"):
         t.add_column(col, justify="right" if col != "subset" else "left")
     t.add_row("all", str(metrics["n_positive"] + metrics["n_negative"]), f(metrics["locacc"]), f(metrics["auc"]),
@@ -215,7 +215,7 @@ def _print_table(metrics: dict[str, Any], title: str) -> None:
     for name, e in metrics["by_size"].items():
         t.add_row(name, str(e["n"]), f(e.get("locacc")), f(e.get("auc")), f(e.get("ap")), f(e.get("max_f1")))
     for name, e in metrics["by_negative_type"].items():
-        t.add_row(f"neg:{name}", str(e["n"]), "", "", f(e.get("ap")), f(e.get("max_f1")))
+        t.add_row(plain(f"neg:{name}"), str(e["n"]), "", "", f(e.get("ap")), f(e.get("max_f1")))
     stderr_console.print(t)
     stderr_console.print(f"mean cIoU {f(metrics['mean_ciou'])}  MSE {metrics['mse'] if metrics['mse'] is None else round(metrics['mse'], 4)}"
                          f"  AP@0.75 {f(metrics['at_iou_0.75']['ap']) if 'at_iou_0.75' in metrics else '—'}")
@@ -234,7 +234,9 @@ def save_maps_npz(path: Path, names: Sequence[str], source: MapSource, chunk_siz
 def run_evaluation(cfg: dict[str, Any], print_table: bool = True) -> dict[str, Any]:
     """Resolve the inputs of a config (see configs/eval.yaml), evaluate, write outputs, return metrics."""
     from avslkit.config import save_config
+    from avslkit.config_spec import check_config
 
+    check_config(cfg, "eval")
     if cfg.get("annotations") is None:
         raise AvslError("pass --annotations (vggss.json or the Flickr annotation directory)")
     if cfg["max_f1"] not in ("published", "full"):

@@ -7,6 +7,7 @@ from typing import Iterable, Iterator, TypeVar
 
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.text import Text
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -18,10 +19,17 @@ from rich.progress import (
 
 T = TypeVar("T")
 
-stderr_console = Console(stderr=True)
+# emoji=False: a user path such as "clips:fire:" must print as written, never as an emoji.
+stderr_console = Console(stderr=True, emoji=False)
 _QUIET = False
 
 log = logging.getLogger("avslkit")
+
+
+def plain(value: object, style: str = "") -> Text:
+    """User-supplied text (paths, ids, messages) for rich output: printed literally, never read as
+    markup (`[bold]`) or emoji codes (`:fire:`)."""
+    return Text(str(value), style=style)
 
 
 def setup_logging(quiet: bool = False, verbose: bool = False) -> None:
