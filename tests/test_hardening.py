@@ -92,3 +92,194 @@ def test_spec_rules_reject_wrong_types_and_accept_null_only_when_declared():
         check_config({"optim": {"lr": None}}, "train")
     check_config({"validation": {"max_samples": None}}, "train")
     assert set(SPECS) == {"train", "preprocess", "eval"}
+
+
+# -- items 2, 3, 4: preprocess ---------------------------------------------------------------------------
+def make_videos(root: Path, n: int, seconds: float = 1.0) -> Path:
+    """`n` tiny H.264+AAC clips (clip00.mp4, ...)."""
+    import subprocess
+
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-f", "lavfi", "-i", "testsrc=s=96x64:r=10",
+                        "-f", "lavfi", "-i", "sine=f=440:sample_rate=16000", "-t", str(seconds), "-c:v", "libx264",
+                        "-c:a", "aac", str(root / f"clip{i:02d}.mp4")], check=True)
+    return root
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> Path:
+    return make_videos(tmp_path_factory.mktemp("hardening_videos"), 4)
+
+
+def test_a_single_video_file_is_accepted_as_input(videos, tmp_path):
+    from avslkit.data.store import Store
+
+    result = runner.invoke(app, ["preprocess", str(videos / "clip01.mp4"), "--out", str(tmp_path / "one.h5"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    with Store(tmp_path / "one.h5") as s:
+        assert s.ids == ["clip01"]
+    binary = tmp_path / "list.txt"
+    binary.write_bytes(bytes(range(128, 256)) * 4)
+    line = one_line_error(runner.invoke(app, ["preprocess", str(binary), "--out", str(tmp_path / "b.h5")]))
+    assert f"{binary}: not a text list of videos" in line
+
+
+def test_unwritable_out_is_one_line(videos, tmp_path):
+    import os
+
+    if os.geteuid() == 0:
+        target = Path("/sys/avslkit-test.h5")  # not writable even for root
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        target = locked / "x.h5"
+    line = one_line_error(runner.invoke(app, ["preprocess", str(videos), "--out", str(target), "--quiet"]))
+    assert f"--out {target}: cannot write beside it" in line and "writable location" in line
+
+
+def test_non_numeric_time_in_timestamps_is_refused(videos, tmp_path):
+    stamps = tmp_path / "times.csv"
+    stamps.write_text("clip00,abc\nclip01,0.5\n")  # no header: the first row is data
+    line = one_line_error(runner.invoke(app, ["preprocess", str(videos), "--out", str(tmp_path / "s.h5"),
+                                              "--timestamps", str(stamps), "--quiet"]))
+    assert f"{stamps}:1: time 'abc' is not a number of seconds" in line
+    stamps.write_text("id,time\nclip00,0.5\n")  # a header row is still skipped
+    from avslkit.data.preprocess import load_timestamps
+
+    assert load_timestamps(stamps) == {"clip00": 0.5}
+
+
+def test_resume_with_other_store_shaping_options_is_refused(videos, tmp_path):
+    import avslkit.data.preprocess as pp
+
+    out = tmp_path / "s.h5"
+    parts = pp.parts_dir(out)
+    parts.mkdir()
+    cfg = pp.resolve_config({"frame_size": 48})
+    opts = pp.clip_options(cfg)
+    attrs = pp.StoreAttrs(sample_rate=opts.sample_rate, audio_samples=opts.audio_samples, options={"config": cfg})
+    task = pp.ClipTask(id="clip00", source=str(videos / "clip00.mp4"))
+    pp._run_chunk(pp._ChunkJob(str(parts / "chunk-00000000T000000000000-00000.h5"), [task]), opts, attrs)  # a killed run's shard
+    line = one_line_error(runner.invoke(app, ["preprocess", str(videos), "--out", str(out), "--frame-size", "32", "--quiet"]))
+    assert "chunk-00000000T000000000000-00000.h5: was made with frame_size=48 but this run asks for frame_size=32" in line
+    assert "re-run with --set frame_size=48 (the interrupted run's setting)" in line and "start over" in line
+    line = one_line_error(runner.invoke(app, ["preprocess", str(videos), "--out", str(out), "--set", "frame_size=48",
+                                              "--jpeg-quality", "50", "--quiet"]))
+    assert "was made with jpeg_quality=92 but this run asks for jpeg_quality=50" in line
+    line = one_line_error(runner.invoke(app, ["preprocess", str(videos), "--out", str(out), "--set", "frame_size=48",
+                                              "--set", "resize_filter=area", "--quiet"]))
+    assert "resize_filter=bicubic but this run asks for resize_filter=area" in line
+    # the same options resume; a finished store refuses to be extended with other options too
+    assert runner.invoke(app, ["preprocess", str(videos), "--out", str(out), "--set", "frame_size=48", "--quiet"]).exit_code == 0
+    more = make_videos(tmp_path / "more", 1)
+    (more / "clip00.mp4").rename(more / "extra.mp4")
+    line = one_line_error(runner.invoke(app, ["preprocess", str(more), "--out", str(out), "--quiet"]))
+    assert f"{out}: was made with frame_size=48 but this run asks for frame_size=256" in line and "new --out" in line
+
+
+def live_group_members(pgid: int) -> list[str]:
+    """Processes of group `pgid` that are still running (zombies waiting for init to reap them are dead)."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2:].split()  # after "pid (comm) ": state, ppid, pgrp, ...
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            alive.append(text[: text.rindex(")") + 1])
+    return alive
+
+
+def wait_until_gone(pgid: int, seconds: float) -> list[str]:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while (alive := live_group_members(pgid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return alive
+
+
+linux_only = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+
+
+@linux_only
+def test_sigkilled_preprocess_leaves_no_process_behind(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from avslkit.data.preprocess import parts_dir
+
+    d = make_videos(tmp_path / "v", 10)
+    out = tmp_path / "s.h5"
+    cmd = [sys.executable, "-c", "import typer; from avslkit.cli.preprocess import command; typer.run(command)",
+           str(d), "--out", str(out), "--workers", "2", "--set", "chunk_size=1", "--quiet"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pgid = proc.pid  # a new session: the run, its workers and the resource tracker share this group id
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None and not list(parts_dir(out).glob("chunk-*.h5")):
+            time.sleep(0.01)
+        if proc.poll() is not None:
+            pytest.skip("the run finished before it could be killed")
+        assert len(live_group_members(pgid)) >= 3  # the run, its workers, the resource tracker
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        survivors = wait_until_gone(pgid, 5.0)
+    finally:
+        with __import__("contextlib").suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+    assert survivors == [], survivors
+    n_shards = len(list(parts_dir(out).glob("chunk-*.h5")))
+    time.sleep(1.0)
+    assert len(list(parts_dir(out).glob("chunk-*.h5"))) == n_shards  # nobody keeps writing
+    subprocess.run(cmd, check=True, timeout=120)  # and the run resumes to a complete store
+    from avslkit.data.store import Store
+
+    with Store(out) as s:
+        assert sorted(s.ids) == [f"clip{i:02d}" for i in range(10)]
+
+
+BUSY_WORKER = '''
+import concurrent.futures, multiprocessing, os, sys, time
+from avslkit.data.preprocess import die_with_parent
+
+def busy(_):
+    return sum(range(10 ** 13))  # one C call: holds the GIL, so no Python watcher thread can run
+
+if __name__ == "__main__":
+    ctx = multiprocessing.get_context("spawn")
+    pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx, initializer=die_with_parent, initargs=(os.getpid(),))
+    pool.submit(busy, 0)
+    time.sleep(1.0)
+    print("busy", flush=True)
+    time.sleep(120)
+'''
+
+
+@linux_only
+def test_a_worker_holding_the_gil_dies_with_its_parent(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "busy_pool.py"
+    script.write_text(BUSY_WORKER)
+    proc = subprocess.Popen([sys.executable, str(script)], start_new_session=True, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "busy"
+        assert len(live_group_members(proc.pid)) >= 2
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        survivors = wait_until_gone(proc.pid, 5.0)
+    finally:
+        with __import__("contextlib").suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert survivors == [], survivors

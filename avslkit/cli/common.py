@@ -24,7 +24,7 @@ def fail(message: str, code: int = 1) -> None:
 
 
 def user_errors(func: F) -> F:
-    """Turn AvslError/ConfigError/FileNotFoundError/KeyboardInterrupt into one-line errors."""
+    """Turn AvslError/ConfigError/file-system errors/KeyboardInterrupt into one-line errors."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -37,6 +37,12 @@ def user_errors(func: F) -> F:
         except FileNotFoundError as exc:
             name = exc.filename or str(exc)
             fail(f"file not found: {name} (check the path)")
+        except PermissionError as exc:
+            fail(f"permission denied: {exc.filename or exc} (choose a path you can write to or read from)")
+        except OSError as exc:
+            if exc.filename is None:
+                raise
+            fail(f"cannot use {exc.filename}: {exc.strerror or exc} (check the path and free space)")
         except KeyboardInterrupt:
             stderr_console.print("[yellow]interrupted[/]: completed work is kept on disk; re-run the same command (train: with --resume) to continue")
             sys.exit(130)

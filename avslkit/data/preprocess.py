@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import ctypes
 import datetime as _dt
 import json
 import math
@@ -25,6 +26,7 @@ import os
 import queue as _queue
 import shutil
 import signal
+import sys
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -52,6 +54,13 @@ from avslkit.utils.console import log, make_progress
 #: Input layouts: a tree of video files, or the frames/<id>.jpg + audio/<id>.wav dumps of the public repos.
 LAYOUTS: tuple[str, ...] = ("auto", "videos", "frames-audio")
 _HEADER_WORDS = {"id", "file", "video", "path", "clip", "name", "filename", "ytid", "youtube_id"}
+_TIME_HEADER_WORDS = {"time", "t", "timestamp", "seconds", "sec", "start", "time_s"}
+#: Preprocess options that change what is stored for a clip: a resumed or extended store must be made
+#: with the same values, or it would mix e.g. 256 px and 64 px frames under one set of metadata.
+STORE_SHAPING_KEYS: tuple[str, ...] = (
+    "sample_rate", "audio_seconds", "short_audio", "allow_silent", "silence_floor",
+    "frame_time", "clamp_time", "frame_size", "resize_filter", "jpeg_quality",
+)
 
 
 # -- tasks and report -----------------------------------------------------------------------------
@@ -110,15 +119,19 @@ def load_timestamps(path: str | Path) -> dict[str, float]:
     if not path.is_file():
         raise AvslError(f"timestamps file not found: {path} (pass a CSV of 'id,time' rows to --timestamps)")
     out: dict[str, float] = {}
+    first = True
     for lineno, row in _csv_rows(path):
         if len(row) < 2:
             raise AvslError(f"{path}:{lineno}: expected 'id,time', got {','.join(row)!r}")
+        is_header = first and (row[0].lower() in _HEADER_WORDS or row[1].lower() in _TIME_HEADER_WORDS)
+        first = False
+        if is_header:
+            continue
         try:
             value = float(row[1])
         except ValueError:
-            if lineno == 1 or not out:  # header
-                continue
-            raise AvslError(f"{path}:{lineno}: time {row[1]!r} is not a number of seconds") from None
+            raise AvslError(f"{path}:{lineno}: time {row[1]!r} is not a number of seconds "
+                            "(fix the row; a header row, if any, must be the first, e.g. 'id,time')") from None
         if not math.isfinite(value) or value < 0:
             raise AvslError(f"{path}:{lineno}: time must be a non-negative number of seconds, got {row[1]!r}")
         out[normalize_clip_id(row[0])] = value
@@ -228,7 +241,13 @@ def collect_tasks(
         if not tasks:
             raise AvslError(f"no videos found in {src} (looked recursively for {' '.join(exts)})")
         return FoundClips(tasks, missing, "videos")
-    entries = _read_list(src)
+    if src.suffix.lower() in exts:  # one video file
+        return FoundClips([ClipTask(id=src.stem, source=str(src.absolute()))], missing, "videos")
+    try:
+        entries = _read_list(src)
+    except UnicodeDecodeError:
+        raise AvslError(f"{src}: not a text list of videos (pass a directory of videos, a video file with one of "
+                        f"{', '.join(exts)}, or a txt/csv list of paths or ids)") from None
     if not entries:
         raise AvslError(f"{src}: the list is empty (one video path or clip id per line)")
     base = Path(root) if root is not None else src.parent
@@ -336,9 +355,27 @@ def _exit_when_orphaned(parent: int) -> None:
             os._exit(1)
 
 
-def _init_worker(opts: ClipOptions, attrs: StoreAttrs, ticks: Any) -> None:
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent(parent: int) -> None:
+    """Make this (worker) process end when `parent` dies, so a SIGKILLed run leaves nothing behind.
+
+    On Linux the kernel sends SIGKILL at the parent's death (prctl PR_SET_PDEATHSIG), which works even
+    while this process holds the GIL in a decoder; a watcher thread covers other systems. `parent` is
+    the pid the parent passed, so a parent that died before this call is noticed too.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
+
+
+def _init_worker(opts: ClipOptions, attrs: StoreAttrs, ticks: Any, parent: int) -> None:
+    die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
-    threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
     _WORKER.update(opts=opts, attrs=attrs, ticks=ticks)
 
 
@@ -368,12 +405,28 @@ def _run_chunk(job: _ChunkJob, opts: ClipOptions | None = None, attrs: StoreAttr
 # -- resume ---------------------------------------------------------------------------------------
 
 
+def _same_setting(a: Any, b: Any) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool) and not isinstance(b, bool):
+        return float(a) == float(b)
+    return a == b
+
+
 def _check_geometry(path: Path, attrs: StoreAttrs, fix: str) -> None:
+    """Refuse to add clips to `path` (a store or a shard) made with other store-shaping options."""
     with Store(path) as s:
         if s.sample_rate != attrs.sample_rate or s.audio_samples != attrs.audio_samples:
             raise AvslError(
                 f"{path}: holds audio at {s.sample_rate} Hz × {s.audio_samples} samples but this run asks for "
-                f"{attrs.sample_rate} Hz × {attrs.audio_samples}; {fix}"
+                f"{attrs.sample_rate} Hz × {attrs.audio_samples}; "
+                + fix.replace("{setting}", "the same --sample-rate and --audio-seconds")
+            )
+        recorded = s.store_attrs().options.get("config") or {}
+    wanted = attrs.options.get("config") or {}
+    for key in STORE_SHAPING_KEYS:
+        if key in recorded and key in wanted and not _same_setting(recorded[key], wanted[key]):
+            raise AvslError(
+                f"{path}: was made with {key}={recorded[key]} but this run asks for {key}={wanted[key]}; "
+                + fix.replace("{setting}", f"--set {key}={recorded[key]}")
             )
 
 
@@ -393,7 +446,8 @@ def _scan_parts(parts: Path, attrs: StoreAttrs) -> tuple[list[Path], set[str]]:
             log.warning("removing unreadable shard %s (%s)", p, exc)
             p.unlink(missing_ok=True)
             continue
-        _check_geometry(p, attrs, f"delete {parts} or re-run with the options of the interrupted run")
+        _check_geometry(p, attrs, "re-run with {setting} (the interrupted run's setting) "
+                        f"or delete {parts} to start over")
         shards.append(p)
         ids.update(shard_ids)
     return shards, ids
@@ -467,7 +521,7 @@ def _run_jobs(jobs: list[_ChunkJob], workers: int, opts: ClipOptions, attrs: Sto
 
     def new_pool() -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                                   initargs=(opts, attrs, ticks))
+                                   initargs=(opts, attrs, ticks, os.getpid()))
 
     executor = new_pool()
     in_flight: dict[Future, _ChunkJob] = {}
@@ -580,7 +634,7 @@ def preprocess(
     )
     stored: set[str] = set()
     if out.exists():
-        _check_geometry(out, attrs, "use the same sample_rate/audio_seconds or a new --out")
+        _check_geometry(out, attrs, "re-run with {setting} (the store's setting) or choose a new --out")
         with Store(out) as s:
             stored = set(s.ids)
     parts = parts_dir(out)
@@ -592,7 +646,11 @@ def preprocess(
 
     failures: list[Failure] = list(missing)
     if todo:
-        parts.mkdir(parents=True, exist_ok=True)
+        try:
+            parts.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise AvslError(f"--out {out}: cannot write beside it ({exc.strerror or exc}: {exc.filename or parts}); "
+                            "choose a writable location for --out") from None
         size = max(1, min(chunk_size, math.ceil(len(todo) / max(1, workers) / 4)))
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
         jobs = [_ChunkJob(str(parts / f"chunk-{stamp}-{i:05d}.h5"), chunk) for i, chunk in enumerate(_chunks(todo, size))]
