@@ -283,3 +283,19 @@ def test_a_worker_holding_the_gil_dies_with_its_parent(tmp_path):
         with __import__("contextlib").suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
     assert survivors == [], survivors
+
+
+# -- item 4: localize on a corrupt video ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    from test_demo import make_tiny_run
+
+    return make_tiny_run(tmp_path_factory.mktemp("hardening_run"))
+
+
+def test_localize_every_on_a_corrupt_video_is_one_line(tiny_run, tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00\x01garbage" * 100)
+    line = one_line_error(runner.invoke(app, ["localize", "--ckpt", str(tiny_run), "--video", str(bad), "--every", "0.5",
+                                              "--out", str(tmp_path / "loc")]))
+    assert f"{bad}: cannot decode video" in line

@@ -205,12 +205,19 @@ def video_duration(path: str | Path) -> float:
     """Duration of a video in seconds (container, else video stream)."""
     import av
 
-    with av.open(str(path), metadata_errors="ignore") as container:
-        if container.duration:
-            return container.duration / 1_000_000
-        stream = container.streams.video[0]
-        if stream.duration and stream.time_base:
-            return float(stream.duration * stream.time_base)
+    if not Path(path).is_file():
+        raise AvslError(f"video not found: {path}")
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            if not container.streams.video:
+                raise AvslError(f"{path}: no video stream (pass a video file to --video)")
+            if container.duration:
+                return container.duration / 1_000_000
+            stream = container.streams.video[0]
+            if stream.duration and stream.time_base:
+                return float(stream.duration * stream.time_base)
+    except av.FFmpegError as exc:
+        raise AvslError(f"{path}: cannot decode video ({exc}); pass a readable video file") from None
     raise AvslError(f"{path}: unknown duration; pass --time")
 
 
