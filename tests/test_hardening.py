@@ -299,3 +299,134 @@ def test_localize_every_on_a_corrupt_video_is_one_line(tiny_run, tmp_path):
     line = one_line_error(runner.invoke(app, ["localize", "--ckpt", str(tiny_run), "--video", str(bad), "--every", "0.5",
                                               "--out", str(tmp_path / "loc")]))
     assert f"{bad}: cannot decode video" in line
+
+
+# -- item 1: the demo server ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def demo_localizer(tiny_run):
+    from avslkit.demo import DemoLocalizer
+
+    return DemoLocalizer.from_checkpoint(tiny_run, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def demo_server(demo_localizer, tmp_path_factory):
+    from avslkit.demo import DemoServer
+
+    with DemoServer(demo_localizer, port=0, max_upload_mb=1, temp_root=tmp_path_factory.mktemp("demo_tmp")) as srv:
+        srv.start()
+        yield srv
+
+
+def rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+@linux_only
+def test_negative_content_length_is_refused_with_bounded_memory(demo_server):
+    import socket
+    import threading
+    import time
+
+    host, port = demo_server.httpd.server_address[:2]
+    body = b"x" * (50 * 1024 * 1024)
+    baseline = rss_bytes()
+    peak = [baseline]
+    sampling = True
+
+    def sample() -> None:
+        while sampling:
+            peak[0] = max(peak[0], rss_bytes())
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    with socket.create_connection((host, port), timeout=30) as sock:
+        head = (f"POST /api/analyze HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                "Content-Length: -1\r\n\r\n").encode()
+
+        def send() -> None:
+            try:
+                sock.sendall(head)
+                view = memoryview(body)
+                for a in range(0, len(body), 1 << 20):
+                    sock.sendall(view[a:a + (1 << 20)])
+                sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass  # the server may answer and close before the whole body is sent
+
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        sender.join(timeout=30)
+    sampling = False
+    sampler.join()
+    status_line = answer.split(b"\r\n", 1)[0].decode()
+    assert status_line.split()[1] == "400", answer[:300]
+    assert b"invalid Content-Length" in answer
+    assert peak[0] - baseline < 20 * 1024 * 1024, f"server memory grew by {(peak[0] - baseline) / 2**20:.0f} MiB"
+
+
+def test_thirty_concurrent_requests_are_all_answered(demo_localizer, tmp_path):
+    """A burst of 30 connections that arrives before the server accepts any: the listen queue must hold
+    them all (http.server's default of 5 leaves the rest hanging in SYN retries or reset)."""
+    import socket
+    import threading
+
+    from avslkit.demo import DemoServer
+
+    with DemoServer(demo_localizer, port=0, temp_root=tmp_path) as server:  # listening, not yet accepting
+        host, port = server.httpd.server_address[:2]
+        socks = []
+        try:
+            for _ in range(30):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.settimeout(3.0)
+                sock.connect((host, port))  # completes in the kernel's listen queue, or times out
+                sock.sendall(f"GET /api/info HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+                socks.append(sock)
+            server.start()
+            statuses = []
+            for sock in socks:
+                sock.settimeout(60)
+                answer = b""
+                while chunk := sock.recv(65536):
+                    answer += chunk
+                statuses.append(answer.split(b" ", 2)[1].decode() if answer else "no answer")
+        finally:
+            for sock in socks:
+                sock.close()
+    assert statuses == ["200"] * 30
+
+
+@linux_only
+def test_sigterm_removes_the_demo_temp_dir(tiny_run, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    launcher = ("import sys; sys.path.insert(0, sys.argv.pop(1)); import _train_helpers; "  # registers the tiny test model
+                "from avslkit.cli.main import app; app(prog_name='avslkit')")
+    proc = subprocess.Popen([sys.executable, "-c", launcher, str(Path(__file__).parent), "demo", "--ckpt", str(tiny_run),
+                             "--port", "0", "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    try:
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), proc.stderr.read()
+        assert [p.name.startswith("avslkit-demo-") for p in tmp.iterdir()] == [True]
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, proc.stderr.read()
+    assert list(tmp.iterdir()) == []

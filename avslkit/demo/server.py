@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import signal
 import socket
 import tempfile
 import threading
@@ -43,6 +44,9 @@ from avslkit.utils.console import log
 DEFAULT_MAX_UPLOAD_MB = 50.0
 MAX_SESSIONS = 16  # uploads whose maps are kept for the slider (oldest dropped first)
 DRAIN_LIMIT_BYTES = 256 * 1024 * 1024  # an over-limit body up to this size is read and dropped so the client sees the 413
+DRAIN_IDLE_SECONDS = 2.0  # stop dropping a refused body after this long without data (the client waits for the answer)
+LISTEN_BACKLOG = 128  # pending connections the OS queues (http.server's 5 reset a burst of 30 page loads)
+REQUEST_TIMEOUT_SECONDS = 120.0  # a connection idle this long is closed (no thread waits forever on a client)
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 
 
@@ -213,6 +217,7 @@ def _make_handler(app: DemoApp) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "avslkit-demo"
         protocol_version = "HTTP/1.1"
+        timeout = REQUEST_TIMEOUT_SECONDS
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature of the base class
             log.debug("demo %s - %s", self.address_string(), format % args)
@@ -274,21 +279,37 @@ def _make_handler(app: DemoApp) -> type[BaseHTTPRequestHandler]:
             try:
                 length = int(length_text)
             except ValueError:
+                length = -1
+            if length < 0:  # rfile.read(-1) would read to the end of the stream, past any size limit
                 self.close_connection = True
-                raise RequestError(HTTPStatus.BAD_REQUEST, "invalid Content-Length") from None
+                self._drain(DRAIN_LIMIT_BYTES)
+                raise RequestError(HTTPStatus.BAD_REQUEST,
+                                   f"invalid Content-Length {length_text.strip()[:40]!r} (must be a number of bytes ≥ 0)")
             if length > app.max_upload_bytes:
                 self.close_connection = True
                 if length <= DRAIN_LIMIT_BYTES:  # read and drop it so the client gets the answer, not a reset
-                    remaining = length
-                    while remaining > 0:
-                        chunk = self.rfile.read(min(remaining, 1 << 20))
-                        if not chunk:
-                            break
-                        remaining -= len(chunk)
+                    self._drain(length)
                 raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                                    f"upload is {length / 1048576:.1f} MB, more than the {app.max_upload_mb:g} MB limit "
                                    f"(server option --max-upload-mb); upload a smaller file or a shorter clip")
             return self.rfile.read(length)
+
+        def _drain(self, limit: int) -> None:
+            """Read and drop up to `limit` bytes of a refused body, one chunk at a time (bounded memory),
+            until the end of the stream or a pause, so the client reads the error instead of a reset."""
+            previous = self.connection.gettimeout()
+            self.connection.settimeout(DRAIN_IDLE_SECONDS)
+            try:
+                remaining = limit
+                while remaining > 0:
+                    chunk = self.rfile.read1(min(remaining, 1 << 20))
+                    if not chunk:
+                        break
+                    remaining -= len(chunk)
+            except OSError:  # a pause (timeout) or a reset: stop dropping, answer and close
+                pass
+            finally:
+                self.connection.settimeout(previous)
 
         def _post(self) -> None:
             url = urlsplit(self.path)
@@ -301,7 +322,11 @@ def _make_handler(app: DemoApp) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class _IPv6Server(ThreadingHTTPServer):
+class _Server(ThreadingHTTPServer):
+    request_queue_size = LISTEN_BACKLOG
+
+
+class _IPv6Server(_Server):
     address_family = socket.AF_INET6
 
 
@@ -319,7 +344,7 @@ class DemoServer:
         self.workdir = Path(self._tmp.name)
         try:
             self.app = DemoApp(localizer, self.workdir, max_upload_mb, default_time)
-            server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
+            server_class = _IPv6Server if ":" in host else _Server
             self.httpd = server_class((host, int(port)), _make_handler(self.app))
         except OSError as exc:
             self._tmp.cleanup()
@@ -343,7 +368,19 @@ class DemoServer:
         return self
 
     def serve_forever(self) -> None:
-        self.httpd.serve_forever()
+        """Serve in this thread until Ctrl+C or SIGTERM (both raise KeyboardInterrupt, so the caller's
+        `close()` removes the temp directory)."""
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            def on_term(signum: int, frame: Any) -> None:
+                raise KeyboardInterrupt
+
+            previous = signal.signal(signal.SIGTERM, on_term)
+        try:
+            self.httpd.serve_forever()
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
     def close(self) -> None:
         if self._thread is not None:
