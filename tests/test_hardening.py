@@ -430,3 +430,52 @@ def test_sigterm_removes_the_demo_temp_dir(tiny_run, tmp_path):
             proc.kill()
     assert proc.returncode == 0, proc.stderr.read()
     assert list(tmp.iterdir()) == []
+
+
+# -- item 6: training runs --------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def train_store(tmp_path_factory) -> Path:
+    from _train_helpers import make_store
+
+    return make_store(tmp_path_factory.mktemp("hardening_train") / "train.h5", n=8)
+
+
+def tiny_train(store: Path, out: Path, *more: str) -> list[str]:
+    from _train_helpers import TINY_MODEL
+
+    sets = [x for item in TINY_MODEL for x in ("--set", item)]
+    return ["--quiet", "train", "slavc", "--data", str(store), "--out", str(out), "--device", "cpu", "--workers", "0",
+            "--image-size", "64", "--batch-size", "4", *sets, *more]
+
+
+def test_failed_resume_leaves_the_run_directory_untouched(train_store, tmp_path, one_torch_thread):
+    out = tmp_path / "run"
+    assert runner.invoke(app, tiny_train(train_store, out, "--epochs", "1")).exit_code == 0
+    (out / "last.pt").write_bytes(b"corrupt" * 100)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    line = one_line_error(runner.invoke(app, tiny_train(train_store, out, "--epochs", "2", "--resume", "--lr", "0.5")))
+    assert f"{out / 'last.pt'}: cannot read checkpoint" in line
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # config.yaml not rewritten
+
+
+def test_resume_removes_temp_files_and_does_not_log_steps_twice(train_store, tmp_path, one_torch_thread):
+    import shutil
+
+    from avslkit.engine.checkpoint import load_checkpoint
+    from avslkit.engine.logging import read_log
+
+    out = tmp_path / "run"
+    assert runner.invoke(app, tiny_train(train_store, out, "--epochs", "1")).exit_code == 0
+    shutil.copy(out / "last.pt", tmp_path / "epoch1.pt")
+    assert runner.invoke(app, tiny_train(train_store, out, "--epochs", "2", "--resume")).exit_code == 0
+    # What a kill during the epoch-2 save leaves: steps 3-4 logged, last.pt still at step 2, a temp file.
+    shutil.copy(tmp_path / "epoch1.pt", out / "last.pt")
+    (out / ".last.pt.abc123.pt.tmp").write_bytes(b"half a checkpoint")
+    result = runner.invoke(app, tiny_train(train_store, out, "--epochs", "2", "--resume"))
+    assert result.exit_code == 0, result.output
+    assert not list(out.glob(".*.tmp"))
+    assert load_checkpoint(out / "last.pt")["trainer"]["global_step"] == 4
+    records = read_log(out / "log.jsonl")
+    assert [r["step"] for r in records if r["type"] == "step"] == [1, 2, 3, 4]
+    assert [r["epochs_completed"] for r in records if r["type"] == "epoch"] == [1, 2]
+    assert [r.get("dropped_records") for r in records if r.get("event") == "resumed"] == [0, 4]  # 2 steps, epoch, checkpoint

@@ -27,6 +27,8 @@ from avslkit.utils.io import atomic_path, atomic_write_json
 
 CHECKPOINT_FORMAT = "avslkit-checkpoint"
 CHECKPOINT_VERSION = 1
+#: Files of a run directory written atomically (temp file + rename).
+RUN_FILES = ("last.pt", "best.pt", "checkpoints.json", "config.yaml", "log.jsonl")
 
 
 # -- RNG -----------------------------------------------------------------------------------------
@@ -116,6 +118,19 @@ class CheckpointManager:
     @property
     def best_path(self) -> Path:
         return self.run_dir / "best.pt"
+
+    def remove_stale_temp_files(self) -> list[Path]:
+        """Delete half-written files of a save that was killed (`.last.pt.*.tmp`, ...); returns them.
+
+        `save_checkpoint` writes a temp file and renames it, so a kill mid-save leaves only such a
+        file (a checkpoint can be 100+ MB); it is never read, so the next start of the run removes it.
+        """
+        removed = []
+        for name in RUN_FILES:
+            for tmp in self.run_dir.glob(f".{name}.*.tmp"):
+                tmp.unlink(missing_ok=True)
+                removed.append(tmp)
+        return removed
 
     def is_better(self, value: float) -> bool:
         """Strictly better than the best so far (ties keep the earlier checkpoint)."""

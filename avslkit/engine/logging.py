@@ -15,6 +15,8 @@ from typing import Any, Iterator
 
 import torch
 
+from avslkit.utils.io import atomic_write_text
+
 
 def _plain(value: Any) -> Any:
     """JSON-safe version of a value (tensors → numbers, non-finite floats → None)."""
@@ -53,6 +55,21 @@ class JsonlLogger:
             self._fh.flush()
         return record
 
+    def rewind(self, global_step: int) -> int:
+        """Drop the records of steps after `global_step` (the work of an attempt killed after its last
+        checkpoint, which a resumed run redoes and logs again); events are kept. Returns how many
+        records were dropped. The file is rewritten atomically."""
+        if not self.enabled or self.path is None or not self.path.is_file():
+            return 0
+        records = read_log(self.path)
+        kept = [r for r in records if r.get("type") == "event" or _record_step(r) <= global_step]
+        dropped = len(records) - len(kept)
+        if dropped:
+            self.close()
+            atomic_write_text(self.path, "".join(json.dumps(r, allow_nan=False) + "\n" for r in kept))
+            self._fh = open(self.path, "a", encoding="utf-8")
+        return dropped
+
     def close(self) -> None:
         if self._fh is not None:
             self._fh.close()
@@ -63,6 +80,11 @@ class JsonlLogger:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _record_step(record: dict[str, Any]) -> int:
+    step = record.get("step", record.get("global_step", 0))
+    return int(step) if isinstance(step, (int, float)) else 0
 
 
 def read_log(path: str | Path) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ import torch
 
 from avslkit.config import save_config, yaml_load
 from avslkit.config_spec import check_config
-from avslkit.engine.checkpoint import seed_everything
+from avslkit.engine.checkpoint import CheckpointManager, load_checkpoint, seed_everything
 from avslkit.engine.distributed import DistContext, init_distributed, shutdown_distributed
 from avslkit.engine.trainer import Trainer
 from avslkit.engine.validation import RankZeroValidation, build_validator, check_validation_inputs, validation_enabled
@@ -81,6 +81,11 @@ def prepare_training(cfg: Mapping[str, Any], out: str | Path, resume: bool = Fal
     last = run_dir / "last.pt"
     if last.is_file() and not resume:
         raise AvslError(f"{run_dir} already holds a training run (last.pt); pass --resume to continue it or choose a new --out")
+    resume_checkpoint = None
+    if resume and last.is_file():  # read (and so check) it before anything in the run directory changes
+        resume_checkpoint = load_checkpoint(last)
+        if resume_checkpoint.get("method") != cfg["method"]:
+            raise AvslError(f"{last}: checkpoint is a '{resume_checkpoint.get('method')}' run, not '{cfg['method']}'; use a new --out")
     ctx = ctx or init_distributed(cfg.get("device", "auto"), cfg.get("distributed", {}).get("backend", "auto"))
     cfg = resolve_data_config(cfg)
     check_validation_inputs(cfg)  # on every rank, so a bad path cannot leave the other ranks waiting
@@ -101,13 +106,16 @@ def prepare_training(cfg: Mapping[str, Any], out: str | Path, resume: bool = Fal
         validator = RankZeroValidation() if validation_enabled(cfg, held_out) else None
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        for tmp in CheckpointManager(run_dir).remove_stale_temp_files():
+            log.info("removed %s, left by a save that was interrupted", tmp.name)
         save_config(cfg, run_dir / "config.yaml")
     ctx.barrier()
     trainer = Trainer(task, cfg, run_dir, ctx, validator=validator, quiet=quiet)
     resume_from = None
     if resume:
-        if last.is_file():
+        if resume_checkpoint is not None:
             resume_from = last
+            trainer.preload_checkpoint(last, resume_checkpoint)
         elif ctx.is_main:
             log.info("--resume: no last.pt in %s yet, starting from scratch", run_dir)
     return trainer, resume_from

@@ -82,6 +82,7 @@ class Trainer:
         )
         self.logger = JsonlLogger(self.run_dir / "log.jsonl", enabled=self.ctx.is_main)
         self.epoch = 0
+        self._preloaded: dict[Path, Mapping[str, Any]] = {}
         self.history: list[dict[str, Any]] = []
         self.loaders = self._build_loaders()
         self.primary = next(iter(self.loaders.values()))
@@ -155,9 +156,13 @@ class Trainer:
             self.logger.write("checkpoint", file="last.pt", epoch=self.epoch, global_step=self.task.global_step, epoch_complete=epoch_done)
         self.ctx.barrier()
 
+    def preload_checkpoint(self, path: str | Path, checkpoint: Mapping[str, Any]) -> None:
+        """Hand over a checkpoint already read (and so checked) for `resume_from(path)`."""
+        self._preloaded[Path(path)] = checkpoint
+
     def resume_from(self, path: str | Path) -> None:
         """Restore everything from a training checkpoint (task, counters, loader positions, RNG)."""
-        ckpt = load_checkpoint(path)
+        ckpt = self._preloaded.pop(Path(path), None) or load_checkpoint(path)
         if ckpt.get("method") != self.task.method:
             raise AvslError(f"{path}: checkpoint is a '{ckpt.get('method')}' run, not '{self.task.method}'; use a new --out")
         self.task.load_state_dict(ckpt["task"])
@@ -174,7 +179,9 @@ class Trainer:
             log.warning("resuming with %d processes from a %d-process checkpoint: data order is kept, RNG streams are not", self.ctx.world_size, len(rngs))
         restore_rng(rngs[self.ctx.rank % len(rngs)], self.ctx.device)
         if self.ctx.is_main:
-            self.logger.write("event", event="resumed", checkpoint=str(path), epoch=self.epoch, global_step=self.task.global_step)
+            redone = self.logger.rewind(self.task.global_step)  # steps logged after the checkpoint are run again
+            self.logger.write("event", event="resumed", checkpoint=str(path), epoch=self.epoch, global_step=self.task.global_step,
+                              dropped_records=redone)
             log.info("resumed from %s at epoch %d, step %d", path, self.epoch, self.task.global_step)
 
     # -- loop ---------------------------------------------------------------------------------
