@@ -479,3 +479,81 @@ def test_resume_removes_temp_files_and_does_not_log_steps_twice(train_store, tmp
     assert [r["step"] for r in records if r["type"] == "step"] == [1, 2, 3, 4]
     assert [r["epochs_completed"] for r in records if r["type"] == "epoch"] == [1, 2]
     assert [r.get("dropped_records") for r in records if r.get("event") == "resumed"] == [0, 4]  # 2 steps, epoch, checkpoint
+
+
+# -- items 5, 6: evaluation inputs --------------------------------------------------------------------------
+def run_eval(*args: str):
+    return runner.invoke(app, ["--quiet", "eval", *args])
+
+
+@pytest.fixture
+def warnings_seen(monkeypatch) -> list[str]:
+    """Warnings logged by avslkit (its logger does not propagate to caplog)."""
+    from avslkit.utils.console import log
+
+    seen: list[str] = []
+    monkeypatch.setattr(log, "warning", lambda msg, *args, **kw: seen.append(msg % args if args else msg))
+    return seen
+
+
+def test_duplicate_map_names_are_refused(tmp_path):
+    ann, _ = eval_inputs(tmp_path)
+    for names, message in ((["aaaaaaaaaaa_000001", "bbbbbbbbbbb_000002", "aaaaaaaaaaa_000001"],
+                            "the map name 'aaaaaaaaaaa_000001' appears twice (rows 0 and 2)"),
+                           (["aaaaaaaaaaa_000001", "bbbbbbbbbbb_000002", "aaaaaaaaaaa_1"],
+                            "map names 'aaaaaaaaaaa_000001' and 'aaaaaaaaaaa_1' are the same clip")):
+        _, maps = eval_inputs(tmp_path, names=names)
+        line = one_line_error(run_eval("--maps", str(maps), "--annotations", str(ann), "--out", str(tmp_path / "m.json")))
+        assert message in line
+
+
+@pytest.mark.parametrize("bbox, problem", [
+    ([], "1 empty (no boxes): bbbbbbbbbbb_000002"),
+    ([[0.9, 0.2, 0.1, 0.8]], "1 inverted (x2 < x1 or y2 < y1): bbbbbbbbbbb_000002"),
+    ([[20, 30, 120, 200]], "1 out_of_range (normalised coordinates outside [0, 1]"),
+])
+def test_bad_boxes_warn_with_ids_and_strict_refuses(tmp_path, warnings_seen, bbox, problem):
+    ann, maps = eval_inputs(tmp_path, boxes={"aaaaaaaaaaa_000001": [[0.1, 0.1, 0.5, 0.5]], "bbbbbbbbbbb_000002": bbox})
+    out = tmp_path / "m.json"
+    result = run_eval("--maps", str(maps), "--annotations", str(ann), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert len(warnings_seen) == 1 and problem in warnings_seen[0] and "--strict" in warnings_seen[0]
+    assert json.loads(out.read_text())["protocol"]["box_problems"] == {problem.split()[1]: ["bbbbbbbbbbb_000002"]}
+    line = one_line_error(run_eval("--maps", str(maps), "--annotations", str(ann), "--out", str(out), "--strict"))
+    assert problem in line and "unusable boxes" in line
+
+
+def test_nan_box_is_an_error_and_sentinel_boxes_keep_the_published_rule(tmp_path, warnings_seen):
+    ann = tmp_path / "vggss.json"
+    ann.write_text('[{"file": "aaaaaaaaaaa_000001", "class": "dog", "bbox": [[0.1, NaN, 0.5, 0.5]]}]')
+    line = one_line_error(run_eval("--maps", str(tmp_path / "none.npz"), "--annotations", str(ann)))
+    assert "entry 0 ('aaaaaaaaaaa_000001') has a non-finite box coordinate" in line
+    sentinel = [[0.534375, 0.3375, -2.8823037615171176e+16, 0.909375], [0.51875, 0.315625, 0.796875, 0.8625]]
+    ann, maps = eval_inputs(tmp_path, boxes={"aaaaaaaaaaa_000001": sentinel, "bbbbbbbbbbb_000002": [[0.2, 0.2, 0.4, 0.4]]})
+    result = run_eval("--maps", str(maps), "--annotations", str(ann), "--out", str(tmp_path / "m.json"), "--strict")
+    assert result.exit_code == 0, result.output
+    assert warnings_seen == []
+
+
+def test_published_vggss_has_no_box_problems(refdata):
+    from avslkit.data.annotations import box_problems, read_annotations
+
+    ann = read_annotations(refdata / "SLAVC" / "metadata" / "vggss.json")
+    assert box_problems(list(ann.values())) == {}
+
+
+def test_skip_missing_applies_to_checkpoint_eval_with_extended_csv(tiny_run, tmp_path, one_torch_thread):
+    from _train_helpers import write_vggss_annotations
+
+    store = tiny_run.parent / "train.h5"
+    ann = write_vggss_annotations(tmp_path / "vggss.json", [f"clip{i:03d}" for i in range(4)])
+    csv_path = tmp_path / "plus.csv"
+    csv_path.write_text("video,audio,label\nclip000,clip001,x\nclip002,clip999,x\n")  # clip999 is not in the store
+    args = [str(tiny_run), "--test", str(store), "--annotations", str(ann), "--extended-csv", str(csv_path),
+            "--out", str(tmp_path / "m.json")]
+    line = one_line_error(run_eval(*args))
+    assert "1 of 6 evaluated samples use clips that are not in the store (e.g. 'clip002__clip999')" in line
+    result = run_eval(*args, "--skip-missing")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert (metrics["n_positive"], metrics["n_negative"]) == (4, 1)

@@ -26,7 +26,8 @@ def command(
     max_f1: Optional[str] = typer.Option(None, "--max-f1", help="published (default) | full (adds max_f1_full)."),
     baseline: Optional[str] = typer.Option(None, "--baseline", help="center | full | ogl pseudo-model."),
     ogl_weights: Optional[str] = typer.Option(None, "--ogl-weights", help="ImageNet ResNet-18 state dict for --baseline ogl."),
-    skip_missing: bool = typer.Option(False, "--skip-missing", help="Evaluate only samples that have a map."),
+    skip_missing: bool = typer.Option(False, "--skip-missing", help="Evaluate only samples that have a map (or, for a checkpoint, whose clips are in --test)."),
+    strict: bool = typer.Option(False, "--strict", help="Refuse evaluated clips with empty, inverted or out-of-range boxes (default: a warning naming them)."),
     device: Optional[str] = typer.Option(None, "--device", help="Device for OGL/checkpoints (default cpu)."),
     out: Optional[Path] = typer.Option(None, "--out", help="metrics.json path, default metrics.json (per-sample CSV and config beside it)."),
     preset: Optional[str] = typer.Option(None, "--preset", help="Named settings bundle whose eval section applies after the defaults (avslkit/configs/presets/), or a preset YAML path."),
@@ -50,7 +51,7 @@ def command(
         "maps": maps, "checkpoint": checkpoint, "baseline": baseline, "annotations": annotations,
         "ann_format": ann_format, "test_list": test_list, "test": test, "extended": extended or None,
         "extended_csv": extended_csv, "classes": classes, "binarize": binarize, "gt": gt, "max_f1": max_f1,
-        "ogl_weights": ogl_weights, "skip_missing": skip_missing or None, "device": device, "out": out,
+        "ogl_weights": ogl_weights, "skip_missing": skip_missing or None, "strict": strict or None, "device": device, "out": out,
         "save_maps": save_maps or None,
     }
     extra = {k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items() if v is not None}

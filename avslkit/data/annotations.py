@@ -215,6 +215,9 @@ def read_vggss_json(path: str | os.PathLike) -> Annotations:
             boxes = np.asarray(item["bbox"], dtype=np.float64).reshape(-1, 4)
         except (KeyError, TypeError, ValueError) as exc:
             raise AvslError(f"{p}: entry {k} is malformed ({exc}); expected {{file, class, bbox: [[x1,y1,x2,y2]]}}") from exc
+        if not np.isfinite(boxes).all():
+            raise AvslError(f"{p}: entry {k} ('{cid}') has a non-finite box coordinate {boxes.tolist()}; "
+                            "fix the box or remove the entry (NaN would be read as 0)")
         entries[cid] = AnnotationEntry(cid, item.get("class") or None, boxes, "vggss")
     return Annotations(entries, "vggss", str(p))
 
@@ -267,6 +270,46 @@ def read_annotations(path: str | os.PathLike, fmt: str = "auto") -> Annotations:
 
 
 # --------------------------------------------------------------------------------------------------
+#: A VGG-SS coordinate below this is one of the published file's sentinel values (-2.88e16): its box
+#: is kept and clipped by the reference rule (it may come out empty), never reported as a problem.
+SENTINEL_BELOW = -1e15
+_RANGE_SLACK = 1e-6
+
+#: Box problems found by `box_problems` (name → what it means). Evaluated clips that have them are
+#: reported (warning, or an error with --strict): they would be scored with an empty or wrong ground truth.
+BOX_PROBLEMS: dict[str, str] = {
+    "empty": "no boxes",
+    "inverted": "x2 < x1 or y2 < y1",
+    "out_of_range": "normalised coordinates outside [0, 1] (pixel coordinates in a VGG-SS-style file?)",
+}
+
+
+def box_problems(entries: Sequence[AnnotationEntry]) -> dict[str, list[str]]:
+    """Clip ids per problem in `BOX_PROBLEMS` (sentinel boxes of the published VGG-SS file excepted)."""
+    found: dict[str, list[str]] = {name: [] for name in BOX_PROBLEMS}
+    for entry in entries:
+        boxes = np.asarray(entry.boxes, dtype=np.float64).reshape(-1, 4)
+        if len(boxes) == 0:
+            found["empty"].append(entry.id)
+            continue
+        if entry.format == "vggss":
+            boxes = boxes[~(boxes < SENTINEL_BELOW).any(axis=1)]
+        if ((boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])).any():
+            found["inverted"].append(entry.id)
+        if entry.format == "vggss" and ((boxes < -_RANGE_SLACK) | (boxes > 1 + _RANGE_SLACK)).any():
+            found["out_of_range"].append(entry.id)
+    return {name: ids for name, ids in found.items() if ids}
+
+
+def describe_box_problems(problems: Mapping[str, Sequence[str]], shown: int = 5) -> str:
+    """'2 inverted (x2 < x1 or y2 < y1): a, b; 1 empty (no boxes): c' (at most `shown` ids each)."""
+    parts = []
+    for name, ids in problems.items():
+        more = f", … {len(ids) - shown} more" if len(ids) > shown else ""
+        parts.append(f"{len(ids)} {name} ({BOX_PROBLEMS[name]}): {', '.join(ids[:shown])}{more}")
+    return "; ".join(parts)
+
+
 def _fill_boxes(boxes_px: np.ndarray, size: int) -> np.ndarray:
     """(K, size, size) indicators of integer boxes; slices [y1:y2, x1:x2] as in the reference code."""
     b = np.asarray(boxes_px, dtype=np.int64).reshape(-1, 4)

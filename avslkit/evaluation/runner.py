@@ -14,7 +14,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from avslkit import __version__
-from avslkit.data.annotations import Annotations, gt_maps, read_annotations, read_extended_csv, read_id_list
+from avslkit.data.annotations import (Annotations, box_problems, describe_box_problems, gt_maps, read_annotations,
+                                      read_extended_csv, read_id_list)
 from avslkit.errors import AvslError
 from avslkit.evaluation.baselines import BASELINES, MapSource, baseline_source
 from avslkit.evaluation.items import EvalItem, negative_items, positive_items, read_recorded_extended
@@ -88,6 +89,12 @@ def load_maps_npz(path: str | Path) -> tuple[list[str], np.ndarray]:
             maps = np.asarray(z["maps"])
     except (ValueError, OSError) as exc:
         raise AvslError(f"{p}: cannot read as .npz ({exc})") from exc
+    seen: dict[str, int] = {}
+    for k, name in enumerate(names):
+        if name in seen:
+            raise AvslError(f"{p}: the map name '{name}' appears twice (rows {seen[name]} and {k}); "
+                            "each sample needs exactly one map, remove the duplicate")
+        seen[name] = k
     if maps.ndim != 3 or maps.shape[0] != len(names):
         raise AvslError(f"{p}: 'maps' must be (N, H, W) with N = len(names) = {len(names)}; got {maps.shape}")
     return names, maps
@@ -98,11 +105,14 @@ def npz_source(names: Sequence[str], maps: np.ndarray, items: list[EvalItem], sk
     """Map each item to its row of `maps`; missing names raise (or are dropped with skip_missing)."""
     from avslkit.data.annotations import normalize_clip_id
 
-    index = {}
+    index = {n: k for k, n in enumerate(names)}
     for k, n in enumerate(names):
-        index.setdefault(n, k)
         if "__" not in n:
-            index.setdefault(normalize_clip_id(n), k)
+            key = normalize_clip_id(n)
+            if key in index and index[key] != k:
+                raise AvslError(f"{path}: map names '{names[index[key]]}' and '{n}' are the same clip ({key}); "
+                                "remove the duplicate")
+            index[key] = k
     missing = [it for it in items if it.name not in index]
     if missing and not skip_missing:
         raise AvslError(f"{path}: {len(missing)} of {len(items)} evaluated samples have no map (e.g. '{missing[0].name}'); "
@@ -112,6 +122,36 @@ def npz_source(names: Sequence[str], maps: np.ndarray, items: list[EvalItem], sk
         items = [it for it in items if it.name in index]
     rows = np.array([index[it.name] for it in items], dtype=np.int64)
     return (lambda sel: maps[rows[sel]]), items
+
+
+def items_in_store(items: list[EvalItem], store: str | Path, skip_missing: bool) -> list[EvalItem]:
+    """The items whose video and audio clips are both in `store`; others raise (or are dropped with skip_missing)."""
+    from avslkit.data.store import Store
+
+    with Store(store) as s:
+        ids = set(s.ids)
+    missing = [it for it in items if it.video not in ids or it.audio not in ids]
+    if missing and not skip_missing:
+        raise AvslError(f"{store}: {len(missing)} of {len(items)} evaluated samples use clips that are not in the store "
+                        f"(e.g. '{missing[0].name}'); preprocess those videos into it, or pass --skip-missing to "
+                        "evaluate the available subset")
+    if missing:
+        log.warning("%d of %d samples use clips that are not in %s and are skipped", len(missing), len(items), store)
+        items = [it for it in items if it.video in ids and it.audio in ids]
+    return items
+
+
+def check_boxes(ann: Annotations, items: Sequence[EvalItem], strict: bool) -> dict[str, list[str]]:
+    """Box problems of the evaluated positives: a warning with counts and ids, an error when `strict`."""
+    problems = box_problems([ann[it.video] for it in items if it.is_positive])
+    if problems:
+        detail = describe_box_problems(problems)
+        if strict:
+            raise AvslError(f"{ann.path}: evaluated clips have unusable boxes: {detail}; fix the annotations "
+                            "(or drop --strict to score them with an empty ground truth)")
+        log.warning("%s: evaluated clips have unusable boxes, scored as given (empty ground truth, cIoU 0): %s; "
+                    "--strict refuses them", ann.path, detail)
+    return problems
 
 
 def maps_from_checkpoint(ckpt: str | Path, store: str | Path, pairs: Sequence[EvalItem], device: str = "cpu",
@@ -244,6 +284,7 @@ def run_evaluation(cfg: dict[str, Any], print_table: bool = True) -> dict[str, A
     ann = read_annotations(cfg["annotations"], cfg["ann_format"])
     items = resolve_items(ann, cfg.get("test_list"), cfg.get("test"), bool(cfg.get("extended")), cfg.get("extended_csv"),
                           cfg.get("classes"))
+    problems = check_boxes(ann, items, bool(cfg.get("strict")))
     sources = [k for k in ("maps", "baseline", "checkpoint") if cfg.get(k)]
     if len(sources) != 1:
         raise AvslError("pass exactly one of --maps MAPS.npz, --baseline center|full|ogl or a checkpoint")
@@ -257,6 +298,7 @@ def run_evaluation(cfg: dict[str, Any], print_table: bool = True) -> dict[str, A
     else:
         if cfg.get("test") is None:
             raise AvslError("evaluating a checkpoint needs the test clips: pass --test STORE.h5")
+        items = items_in_store(items, cfg["test"], bool(cfg.get("skip_missing")))
         all_maps = maps_from_checkpoint(cfg["checkpoint"], cfg["test"], items, cfg["device"], cfg["batch_size"])
         source = lambda sel: all_maps[sel]  # noqa: E731
         desc = f"checkpoint:{cfg['checkpoint']}"
@@ -266,6 +308,7 @@ def run_evaluation(cfg: dict[str, Any], print_table: bool = True) -> dict[str, A
     metrics = summarize(stats, np.array([it.kind for it in items], dtype=object), tuple(cfg["iou_thresholds"]),
                         cfg["max_f1"], cfg["negative_type_seed"])
     metrics["protocol"] = protocol_record(cfg, ann, desc)
+    metrics["protocol"]["box_problems"] = problems  # evaluated clips whose boxes are empty/inverted/out of range
     out = Path(cfg["out"])
     atomic_write_json(out, metrics)
     write_samples_csv(out.with_suffix(".samples.csv"), items, stats)
