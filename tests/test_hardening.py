@@ -557,3 +557,204 @@ def test_skip_missing_applies_to_checkpoint_eval_with_extended_csv(tiny_run, tmp
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert (metrics["n_positive"], metrics["n_negative"]) == (4, 1)
+
+
+# -- the table of refused inputs (docs/refused-inputs.md) matches what the code prints -------------------
+REFUSED_DOC = Path(__file__).resolve().parents[1] / "docs" / "refused-inputs.md"
+
+
+def _bad_boxes(tmp: Path) -> tuple[Path, Path]:
+    return eval_inputs(tmp, boxes={"aaaaaaaaaaa_000001": [[0.1, 0.1, 0.5, 0.5]], "bbbbbbbbbbb_000002": [[0.9, 0.2, 0.1, 0.8]]})
+
+
+def _shard_of_a_killed_run(videos: Path, out: Path) -> None:
+    import avslkit.data.preprocess as pp
+
+    pp.parts_dir(out).mkdir(parents=True)
+    cfg = pp.resolve_config({"frame_size": 48})
+    opts = pp.clip_options(cfg)
+    attrs = pp.StoreAttrs(sample_rate=opts.sample_rate, audio_samples=opts.audio_samples, options={"config": cfg})
+    job = pp._ChunkJob(str(pp.parts_dir(out) / "chunk-00000000T000000000000-00000.h5"),
+                       [pp.ClipTask(id="clip00", source=str(videos / "clip00.mp4"))])
+    pp._run_chunk(job, opts, attrs)
+
+
+def _demo_post(server, content_length: str, body: bytes = b"") -> str:
+    import socket
+
+    host, port = server.httpd.server_address[:2]
+    with socket.create_connection((host, port), timeout=30) as sock:
+        sock.sendall((f"POST /api/analyze HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                      f"Content-Length: {content_length}\r\nConnection: close\r\n\r\n").encode() + body)
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    status = answer.split(b" ", 2)[1].decode()
+    return f"HTTP {status} " + json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"]
+
+
+def _case_config_type(fx, tmp):
+    return one_line_error(runner.invoke(app, ["train", "slavc", "--data", str(tmp / "t.h5"), "--out", str(tmp / "r"),
+                                              "--set", "optim.lr=abc"]))
+
+
+def _case_config_range(fx, tmp):
+    return one_line_error(runner.invoke(app, ["train", "slavc", "--data", str(tmp / "t.h5"), "--out", str(tmp / "r"),
+                                              "--set", "model.dropout_img=1.5"]))
+
+
+def _case_preprocess_binary_list(fx, tmp):
+    (tmp / "notes.bin").write_bytes(bytes(range(128, 256)))
+    return one_line_error(runner.invoke(app, ["preprocess", str(tmp / "notes.bin"), "--out", str(tmp / "s.h5")]))
+
+
+def _case_preprocess_unwritable_out(fx, tmp):
+    import os
+
+    if os.geteuid() != 0:
+        (tmp / "locked").mkdir()
+        (tmp / "locked").chmod(0o500)
+    target = Path("/sys/avslkit-test.h5") if os.geteuid() == 0 else tmp / "locked" / "s.h5"
+    return one_line_error(runner.invoke(app, ["preprocess", str(fx("videos")), "--out", str(target), "--quiet"]))
+
+
+def _case_preprocess_resume_changed(fx, tmp):
+    _shard_of_a_killed_run(fx("videos"), tmp / "s.h5")
+    return one_line_error(runner.invoke(app, ["preprocess", str(fx("videos")), "--out", str(tmp / "s.h5"),
+                                              "--frame-size", "32", "--quiet"]))
+
+
+def _case_preprocess_extend_changed(fx, tmp):
+    videos = fx("videos")
+    assert runner.invoke(app, ["preprocess", str(videos / "clip00.mp4"), "--out", str(tmp / "s.h5"), "--frame-size", "48",
+                               "--quiet"]).exit_code == 0
+    return one_line_error(runner.invoke(app, ["preprocess", str(videos), "--out", str(tmp / "s.h5"), "--quiet"]))
+
+
+def _case_preprocess_timestamps(fx, tmp):
+    (tmp / "times.csv").write_text("clip00,abc\n")
+    return one_line_error(runner.invoke(app, ["preprocess", str(fx("videos")), "--out", str(tmp / "s.h5"),
+                                              "--timestamps", str(tmp / "times.csv"), "--quiet"]))
+
+
+def _case_localize_corrupt_video(fx, tmp):
+    (tmp / "bad.mp4").write_bytes(b"garbage" * 100)
+    return one_line_error(runner.invoke(app, ["localize", "--ckpt", str(fx("tiny_run")), "--video", str(tmp / "bad.mp4"),
+                                              "--every", "0.5", "--out", str(tmp / "loc")]))
+
+
+def _case_train_corrupt_resume(fx, tmp):
+    (tmp / "run").mkdir()
+    (tmp / "run" / "last.pt").write_bytes(b"corrupt")
+    return one_line_error(runner.invoke(app, tiny_train(fx("train_store"), tmp / "run", "--resume")))
+
+
+def _case_eval_duplicate_map_name(fx, tmp):
+    ann, maps = eval_inputs(tmp, names=["aaaaaaaaaaa_000001", "bbbbbbbbbbb_000002", "aaaaaaaaaaa_000001"])
+    return one_line_error(run_eval("--maps", str(maps), "--annotations", str(ann), "--out", str(tmp / "m.json")))
+
+
+def _case_eval_same_clip_twice(fx, tmp):
+    ann, maps = eval_inputs(tmp, names=["aaaaaaaaaaa_000001", "bbbbbbbbbbb_000002", "aaaaaaaaaaa_1"])
+    return one_line_error(run_eval("--maps", str(maps), "--annotations", str(ann), "--out", str(tmp / "m.json")))
+
+
+def _case_eval_clips_not_in_store(fx, tmp):
+    from _train_helpers import write_vggss_annotations
+
+    ann = write_vggss_annotations(tmp / "vggss.json", [f"clip{i:03d}" for i in range(4)])
+    (tmp / "plus.csv").write_text("video,audio,label\nclip002,clip999,x\n")
+    return one_line_error(run_eval(str(fx("tiny_run")), "--test", str(fx("tiny_run").parent / "train.h5"),
+                                   "--annotations", str(ann), "--extended-csv", str(tmp / "plus.csv"), "--out", str(tmp / "m.json")))
+
+
+def _case_eval_bad_boxes_warning(fx, tmp):
+    ann, maps = _bad_boxes(tmp)
+    seen = fx("warnings_seen")
+    assert run_eval("--maps", str(maps), "--annotations", str(ann), "--out", str(tmp / "m.json")).exit_code == 0
+    return seen[-1]
+
+
+def _case_eval_bad_boxes_strict(fx, tmp):
+    ann, maps = _bad_boxes(tmp)
+    return one_line_error(run_eval("--maps", str(maps), "--annotations", str(ann), "--out", str(tmp / "m.json"), "--strict"))
+
+
+def _case_eval_nan_box(fx, tmp):
+    (tmp / "vggss.json").write_text('[{"file": "aaaaaaaaaaa_000001", "class": "dog", "bbox": [[0.1, NaN, 0.5, 0.5]]}]')
+    return one_line_error(run_eval("--maps", str(tmp / "maps.npz"), "--annotations", str(tmp / "vggss.json")))
+
+
+def _case_eval_binarize(fx, tmp):
+    ann, maps = eval_inputs(tmp)
+    return one_line_error(run_eval("--maps", str(maps), "--annotations", str(ann), "--binarize", "fixed:abc"))
+
+
+def _case_eval_unwritable_out(fx, tmp):
+    import os
+
+    ann, maps = eval_inputs(tmp)
+    if os.geteuid() != 0:
+        (tmp / "locked").mkdir()
+        (tmp / "locked").chmod(0o500)
+    target = Path("/sys/avslkit-test/m.json") if os.geteuid() == 0 else tmp / "locked" / "sub" / "m.json"
+    return one_line_error(run_eval("--maps", str(maps), "--annotations", str(ann), "--out", str(target)))
+
+
+def _case_demo_negative_length(fx, tmp):
+    return _demo_post(fx("demo_server"), "-1", b"x" * 1000)
+
+
+def _case_demo_too_large(fx, tmp):
+    return _demo_post(fx("demo_server"), str(2 * 1024 * 1024), b"x" * (2 * 1024 * 1024))
+
+
+REFUSED_CASES = {
+    "config-type": _case_config_type,
+    "config-range": _case_config_range,
+    "preprocess-binary-list": _case_preprocess_binary_list,
+    "preprocess-unwritable-out": _case_preprocess_unwritable_out,
+    "preprocess-resume-changed": _case_preprocess_resume_changed,
+    "preprocess-extend-changed": _case_preprocess_extend_changed,
+    "preprocess-timestamps": _case_preprocess_timestamps,
+    "localize-corrupt-video": _case_localize_corrupt_video,
+    "train-corrupt-resume": _case_train_corrupt_resume,
+    "eval-duplicate-map-name": _case_eval_duplicate_map_name,
+    "eval-same-clip-twice": _case_eval_same_clip_twice,
+    "eval-clips-not-in-store": _case_eval_clips_not_in_store,
+    "eval-bad-boxes": _case_eval_bad_boxes_warning,
+    "eval-bad-boxes-strict": _case_eval_bad_boxes_strict,
+    "eval-nan-box": _case_eval_nan_box,
+    "eval-binarize": _case_eval_binarize,
+    "eval-unwritable-out": _case_eval_unwritable_out,
+    "demo-negative-length": _case_demo_negative_length,
+    "demo-too-large": _case_demo_too_large,
+}
+
+
+def refused_rows() -> dict[str, str]:
+    """Case id → printed text, from the table in docs/refused-inputs.md."""
+    import re
+
+    rows = {}
+    for line in REFUSED_DOC.read_text(encoding="utf-8").splitlines():
+        m = re.match(r"^\| `([a-z0-9-]+)` \|.*\| `(.+)` \|$", line)
+        if m:
+            rows[m.group(1)] = m.group(2)
+    return rows
+
+
+def test_refused_inputs_table_lists_every_case():
+    assert set(refused_rows()) == set(REFUSED_CASES)
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED_CASES))
+def test_refused_inputs_table_matches_the_code(case, request, tmp_path):
+    import re
+
+    documented = refused_rows()[case]
+    pattern = "".join(".+?" if re.fullmatch(r"<[^<>]+>", part) else re.escape(part)
+                      for part in re.split(r"(<[^<>]+>)", documented))
+    printed = REFUSED_CASES[case](request.getfixturevalue, tmp_path)
+    assert re.fullmatch(pattern, printed), f"docs/refused-inputs.md says\n  {documented}\nthe code prints\n  {printed}"

@@ -86,7 +86,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling problem is a file problem for the user
-        raise AvslError(f"{p}: cannot read checkpoint ({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
+        raise AvslError(f"{p}: cannot read checkpoint ({exc.__class__.__name__}); the file is damaged or not a "
+                        "PyTorch checkpoint: restore it from a copy, or train into a new --out") from exc
     if not isinstance(obj, Mapping) or obj.get("format") != CHECKPOINT_FORMAT:
         raise AvslError(f"{p}: not an avslkit training checkpoint (official EZ-VSL/SLAVC weights: pass them to load_task_for_inference with method=...)")
     if int(obj.get("format_version", 0)) > CHECKPOINT_VERSION:
