@@ -74,11 +74,20 @@ def test_train_config_values_are_type_and_range_checked(tmp_path, item, key, sho
     assert not (tmp_path / "run").exists()  # nothing written
 
 
-def test_packaged_defaults_pass_their_own_spec():
-    for method in ("slavc", "ezvsl", "dmt", "xpl", "supervised", "naive-ssl", "hard-pl"):
-        check_config(load_config(["train", f"methods/{method}"]), "train")
-    check_config(load_config("preprocess"), "preprocess")
-    check_config(load_config("eval"), "eval")
+def test_packaged_defaults_and_presets_pass_their_own_spec():
+    from avslkit.config import list_packaged_configs, list_presets, preset_layer
+    from avslkit.methods.base import list_methods
+
+    presets = [None, *list_presets()]
+    packaged = [m for m in list_methods() if f"methods/{m}" in list_packaged_configs()]  # not test-registered ones
+    assert len(packaged) >= 7
+    for method in packaged:
+        for preset in presets:
+            layer = preset_layer(preset, "train", method) if preset else None
+            check_config(load_config(["train", f"methods/{method}"], preset=layer), "train")
+    for command in ("preprocess", "eval"):
+        for preset in presets:
+            check_config(load_config(command, preset=preset_layer(preset, command) if preset else None), command)
 
 
 def test_spec_rules_reject_wrong_types_and_accept_null_only_when_declared():
