@@ -411,7 +411,7 @@ def _same_setting(a: Any, b: Any) -> bool:
     return a == b
 
 
-def _check_geometry(path: Path, attrs: StoreAttrs, fix: str) -> None:
+def _check_same_shaping(path: Path, attrs: StoreAttrs, fix: str) -> None:
     """Refuse to add clips to `path` (a store or a shard) made with other store-shaping options."""
     with Store(path) as s:
         if s.sample_rate != attrs.sample_rate or s.audio_samples != attrs.audio_samples:
@@ -446,7 +446,7 @@ def _scan_parts(parts: Path, attrs: StoreAttrs) -> tuple[list[Path], set[str]]:
             log.warning("removing unreadable shard %s (%s)", p, exc)
             p.unlink(missing_ok=True)
             continue
-        _check_geometry(p, attrs, "re-run with {setting} (the interrupted run's setting) "
+        _check_same_shaping(p, attrs, "re-run with {setting} (the interrupted run's setting) "
                         f"or delete {parts} to start over")
         shards.append(p)
         ids.update(shard_ids)
@@ -634,7 +634,7 @@ def preprocess(
     )
     stored: set[str] = set()
     if out.exists():
-        _check_geometry(out, attrs, "re-run with {setting} (the store's setting) or choose a new --out")
+        _check_same_shaping(out, attrs, "re-run with {setting} (the store's setting) or choose a new --out")
         with Store(out) as s:
             stored = set(s.ids)
     parts = parts_dir(out)
