@@ -28,3 +28,11 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_workspace_file():
+    """Commands run with explicit paths must not create a workspace file (avslkit.yaml) in the checkout."""
+    existed = (REPO_ROOT / "avslkit.yaml").exists()
+    yield
+    assert existed or not (REPO_ROOT / "avslkit.yaml").exists(), "a test created avslkit.yaml in the repository root"

@@ -154,7 +154,7 @@ def test_set_keys_exist(where: str, args: list[str]) -> None:
 def test_parser_rejects_bad_commands() -> None:
     # The checker itself must catch what rots: unknown options, missing arguments, unknown commands.
     for bad in (["eval", "--no-such-option"], ["store", "info"], ["trian", "slavc"], ["weights", "nope"],
-                ["extend-testset", "t.h5"]):
+                ["extend-testset", "t.h5", "--annotations"]):
         with pytest.raises(Exception):
             parse(bad)
     parse(["--quiet", "store", "info", "t.h5", "--json"])

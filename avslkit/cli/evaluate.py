@@ -12,12 +12,12 @@ from avslkit.cli.common import user_errors
 
 @user_errors
 def command(
-    checkpoint: Optional[Path] = typer.Argument(None, help="Run directory or checkpoint (needs the training methods)."),
+    checkpoint: Optional[Path] = typer.Argument(None, help="Run directory or checkpoint (needs the training methods); default: the workspace's latest run."),
     maps: Optional[Path] = typer.Option(None, "--maps", help="MAPS.npz: 'names' (N,) and 'maps' (N,H,W) absolute score maps; negatives named '<video>__<audio>'."),
-    annotations: Optional[Path] = typer.Option(None, "--annotations", help="vggss.json or Flickr XML directory."),
-    test_list: Optional[Path] = typer.Option(None, "--test-list", help="Positives (csv/txt id list)."),
-    test: Optional[Path] = typer.Option(None, "--test", help="Test store (frames for OGL/checkpoints, recorded extended set)."),
-    extended: bool = typer.Option(False, "--extended", help="Add the extended set recorded next to --test by extend-testset."),
+    annotations: Optional[Path] = typer.Option(None, "--annotations", help="vggss.json or Flickr XML directory (default: the workspace's annotations)."),
+    test_list: Optional[Path] = typer.Option(None, "--test-list", help="Positives (csv/txt id list; default: the workspace's test_list)."),
+    test: Optional[Path] = typer.Option(None, "--test", help="Test store (frames for OGL/checkpoints, recorded extended set; default: the workspace's stores.test)."),
+    extended: bool = typer.Option(False, "--extended", help="Add the extended set recorded next to --test by extend-testset (short form: built now if the workspace's test store has none)."),
     extended_csv: Optional[Path] = typer.Option(None, "--extended-csv", help="Add the negatives of a SLAVC video,audio,label CSV."),
     classes: Optional[Path] = typer.Option(None, "--classes", help="id,class CSV typing negatives as hard/easy when the annotations have no classes."),
     ann_format: Optional[str] = typer.Option(None, "--ann-format", help="auto (default) | vggss | flickr."),
@@ -29,7 +29,7 @@ def command(
     skip_missing: bool = typer.Option(False, "--skip-missing", help="Evaluate only samples that have a map (or, for a checkpoint, whose clips are in --test)."),
     strict: bool = typer.Option(False, "--strict", help="Refuse evaluated clips with empty, inverted or out-of-range boxes (default: a warning naming them)."),
     device: Optional[str] = typer.Option(None, "--device", help="Device for OGL/checkpoints (default cpu)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="metrics.json path, default metrics.json (per-sample CSV and config beside it)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="metrics.json path, default metrics.json, or runs/RUN/eval/metrics.json for the workspace's latest run (per-sample CSV and config beside it)."),
     preset: Optional[str] = typer.Option(None, "--preset", help="Named settings bundle whose eval section applies after the defaults (avslkit/configs/presets/), or a preset YAML path."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML overriding configs/eval.yaml."),
     set_: List[str] = typer.Option([], "--set", help="key=value override (repeatable)."),
@@ -41,11 +41,17 @@ def command(
     metrics path on stdout. --extended uses the set recorded by 'avslkit extend-testset' for --test;
     --extended-csv CSV uses a SLAVC *_plus_silent.csv instead.
 
-    Example: avslkit eval --maps maps.npz --annotations vggss.json --test-list vggss_test.csv --extended-csv vggss_test_plus_silent.csv --out metrics.json
+    Without a run, --maps or --baseline (short form) it evaluates the workspace's latest run on the workspace's
+    test store into runs/RUN/eval/metrics.json (with --save-maps) and records it in avslkit.yaml; metrics.json
+    names the checkpoint file, its epoch and step, and the workspace entries used (docs/workspace.md).
+
+    Example: avslkit eval --extended   (explicit: avslkit eval --maps maps.npz --annotations vggss.json --test-list vggss_test.csv --extended-csv vggss_test_plus_silent.csv --out metrics.json)
     """
     from avslkit.config import load_config, preset_layer
     from avslkit.evaluation.runner import run_evaluation
     from avslkit.utils.console import is_quiet
+    from avslkit.workflow import eval_defaults, record_eval
+    from avslkit.workspace import Workspace
 
     flags = {
         "maps": maps, "checkpoint": checkpoint, "baseline": baseline, "annotations": annotations,
@@ -58,5 +64,9 @@ def command(
     cfg = load_config("eval", config, set_, extra, preset=preset_layer(preset, "eval") if preset else None)
     if preset:
         cfg["preset"] = str(preset)
-    run_evaluation(cfg, print_table=not is_quiet())  # --quiet: metrics.json only, no table
+    ws = Workspace.find()
+    used = eval_defaults(cfg, ws)
+    record = {"file": ws.display(ws.file), **used} if used else None
+    run_evaluation(cfg, print_table=not is_quiet(), workspace=record)  # --quiet: metrics.json only, no table
+    record_eval(ws, cfg["out"], used)
     typer.echo(str(cfg["out"]))

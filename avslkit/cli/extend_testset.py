@@ -12,9 +12,9 @@ from avslkit.cli.common import user_errors
 
 @user_errors
 def command(
-    store: Path = typer.Argument(..., help="Test store written by 'avslkit preprocess'."),
-    annotations: Path = typer.Option(..., "--annotations", help="vggss.json or Flickr XML directory (positives and classes)."),
-    real_negatives: Optional[Path] = typer.Option(None, "--real-negatives", help="Clip ids whose sound source is not visible (e.g. synth's offscreen.txt)."),
+    store: Optional[Path] = typer.Argument(None, help="Test store written by 'avslkit preprocess' (default: the workspace's stores.test)."),
+    annotations: Optional[Path] = typer.Option(None, "--annotations", help="vggss.json or Flickr XML directory (positives and classes; default: the workspace's annotations)."),
+    real_negatives: Optional[Path] = typer.Option(None, "--real-negatives", help="Clip ids whose sound source is not visible (e.g. synth's offscreen.txt; default: the workspace's real_negatives when the store comes from it)."),
     hard_fraction: float = typer.Option(0.25, "--hard-fraction", help="Share of same-class pairs among automated negatives."),
     seed: int = typer.Option(0, "--seed", help="Seed of the pairing."),
     classes: Optional[Path] = typer.Option(None, "--classes", help="id,class CSV overriding the annotation/store classes."),
@@ -27,11 +27,26 @@ def command(
     statistics, seed, provenance) next to the store; 'avslkit eval --test STORE --extended' uses
     them. Prints the statistics as in Table 1 of the SLAVC paper.
 
-    Example: avslkit extend-testset toy/test.h5 --annotations toy/annotations.json --real-negatives toy/offscreen.txt
+    Without arguments (short form) it extends the workspace's test store and records the set in avslkit.yaml.
+
+    Example: avslkit extend-testset   (explicit: avslkit extend-testset toy/test.h5 --annotations toy/annotations.json --real-negatives toy/offscreen.txt)
     """
+    from avslkit.errors import AvslError
     from avslkit.evaluation.extended import extend_store, statistics_table
     from avslkit.utils.console import stderr_console
+    from avslkit.workflow import record_extended
+    from avslkit.workspace import Workspace
 
+    ws = Workspace.find()
+    from_ws = store is None
+    store = ws.default("stores.test", store)
+    annotations = ws.default("annotations", annotations)
+    if from_ws and real_negatives is None:
+        real_negatives = ws.default("real_negatives")
+    if store is None or annotations is None:
+        raise AvslError("pass the test store and --annotations ANN, or run 'avslkit preprocess VIDEOS/' first "
+                        f"({ws.display(ws.file)} records no {'stores.test' if store is None else 'annotations'})")
     result = extend_store(store, annotations, real_negatives, hard_fraction, seed, out, ann_format, classes)
     stderr_console.print(statistics_table(store.name, result["statistics"]))
+    record_extended(ws, store, result["csv"], from_ws)
     typer.echo(result["csv"])

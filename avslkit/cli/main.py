@@ -15,7 +15,8 @@ app = typer.Typer(
     help=(
         "Audio-visual source localization toolkit.\n\n"
         "Pipeline: synth/preprocess videos into an HDF5 store, extend-testset, train, eval, viz.\n\n"
-        "Example: avslkit synth toy/ && avslkit preprocess toy/videos --out toy/train.h5"
+        "Short forms in a workspace (avslkit.yaml, see 'avslkit status'):\n\n"
+        "avslkit synth toy && avslkit preprocess toy/ && avslkit train dmt --labeled 64 && avslkit eval --extended && avslkit viz"
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -36,6 +37,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("localize", "localize"),
     ("weights", "weights"),
     ("demo", "demo"),
+    ("status", "status"),
 ]
 
 

@@ -1,4 +1,5 @@
-"""`avslkit preprocess VIDEOS --out STORE.h5`: decode videos into one HDF5 clip store."""
+"""`avslkit preprocess VIDEOS [--out STORE.h5]`: decode videos into HDF5 clip stores (without --out: the
+workspace's data/train.h5 + data/test.h5, split by the split files found beside the videos)."""
 
 from __future__ import annotations
 
@@ -47,7 +48,9 @@ def _print_summary(report: PreprocessReport) -> None:
 def command(
     inputs: Path = typer.Argument(..., help="Directory of videos (searched recursively), a frames/+audio/ "
                                   "directory, or a txt/csv list of paths or ids."),
-    out: Path = typer.Option(..., "--out", "-o", help="Store to write (e.g. train.h5); an existing one is extended."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Store to write (e.g. train.h5); an existing one is extended. "
+                                       "Default: the workspace's data/train.h5 + data/test.h5 (split files found beside "
+                                       "the videos), or data/FOLDER.h5, recorded in avslkit.yaml."),
     timestamps: Optional[Path] = typer.Option(None, "--timestamps", help="CSV of 'id,time' rows (seconds); "
                                               "default time: the clip's middle."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Classes: vggss.json-style JSON or 'id,class' CSV."),
@@ -71,17 +74,29 @@ def command(
 ) -> None:
     """Decode videos into an HDF5 clip store: the frame at the annotation time and the 3 s audio around it.
 
+    Without --out (short form) it looks beside the videos, then in the workspace folder, for split files
+    (train.txt, test_videos.txt, test.csv, vggss_test.csv, annotations.json, vggss.json, timestamps.csv,
+    offscreen.txt), writes the train and test stores in one run under data/ and records them, with the
+    annotations and lists, in avslkit.yaml (docs/workspace.md).
+
     Faulty clips (corrupt, truncated, no audio, silent) are recorded in the store's failures table and the
     run goes on; re-running the same command resumes an interrupted run. The resolved config is saved
     beside the store as STORE.h5.config.yaml.
 
-    Example: avslkit preprocess videos/ --out train.h5 --workers 4 --timestamps times.csv
+    Example: avslkit preprocess videos/   (explicit: avslkit preprocess videos/ --out train.h5 --workers 4 --timestamps times.csv)
     """
     if quiet:
         setup_logging(quiet=True)
     extra = {"sample_rate": sample_rate, "audio_seconds": audio_seconds, "frame_size": frame_size,
              "jpeg_quality": jpeg_quality, "clamp_time": clamp_time, "allow_silent": allow_silent}
     cfg = load_config("preprocess", config, set_, extra)
+    show = not (quiet or is_quiet())
+    if out is None:  # short form: the workspace's stores
+        from avslkit.workflow import preprocess_workspace
+
+        preprocess_workspace(inputs, cfg, workers=workers, timestamps=timestamps, labels=labels, root=root, layout=layout,
+                             progress=show, on_report=_print_summary if show else (lambda report: None))
+        return
     try:
         report = preprocess(inputs, out, cfg=cfg, workers=workers, timestamps=timestamps, labels=labels,
                             root=root, layout=layout, progress=not (quiet or is_quiet()))

@@ -12,8 +12,8 @@ from avslkit.cli.common import user_errors
 
 @user_errors
 def command(
-    inputs: List[Path] = typer.Argument(..., help="Evaluations (metrics.json or its directory) and/or training run directories; the first chooses the samples, the others are drawn beside it."),
-    out: Path = typer.Option(Path("viz"), "--out", help="Output directory (index.html, figures/, grids/, samples/)."),
+    inputs: Optional[List[Path]] = typer.Argument(None, help="Evaluations (metrics.json or its directory) and/or training run directories; the first chooses the samples, the others are drawn beside it. Default: the workspace's last eval."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output directory (index.html, figures/, grids/, samples/); default viz/, or runs/RUN/viz/ for the workspace's last eval."),
     select: List[str] = typer.Option([], "--select", help="Sample selections (repeatable): best | worst | random | per-size | negatives (default: all)."),
     k: int = typer.Option(6, "--k", help="Samples per selection (per size bucket for per-size)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random selections."),
@@ -34,9 +34,17 @@ def command(
 
     Heatmap overlays carry the ground-truth boxes, the binary prediction contour, cIoU and confidence; selections best/worst/random/per-size/negatives; success, F1, AP and per-size figures; training curves from log.jsonl; everything linked from OUT/index.html (opens from disk). Maps come from <out>.maps.npz (eval --save-maps), the evaluated --maps file, or are recomputed from the recorded checkpoint/baseline for the drawn samples only. Prints the index.html path.
 
-    Example: avslkit viz evals/slavc/metrics.json evals/ezvsl/metrics.json --out viz/ --select best --select negatives
+    Without inputs (short form) it draws the workspace's last eval into runs/RUN/viz/ and records the report in
+    avslkit.yaml (docs/workspace.md).
+
+    Example: avslkit viz   (explicit: avslkit viz evals/slavc/metrics.json evals/ezvsl/metrics.json --out viz/ --select best --select negatives)
     """
     from avslkit.viz.report import DEFAULT_SELECTIONS, VizOptions, build_report
+    from avslkit.workflow import viz_defaults
+    from avslkit.workspace import Workspace
+
+    ws = Workspace.find()
+    inputs, out = viz_defaults(list(inputs or []), out, ws)
 
     opts = VizOptions(
         selections=tuple(select) or DEFAULT_SELECTIONS, k=k, seed=seed, size=size, heat_alpha=heat_alpha, cmap=cmap,
@@ -44,4 +52,7 @@ def command(
         test=str(test) if test else None, annotations=str(annotations) if annotations else None,
         run_dirs=tuple(str(r) for r in run),
     )
-    typer.echo(str(build_report([str(p) for p in inputs], out, opts)))
+    index = build_report([str(p) for p in inputs], out, opts)
+    if ws.exists:
+        ws.record({"last_report": index})
+    typer.echo(str(index))

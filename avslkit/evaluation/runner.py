@@ -155,14 +155,20 @@ def check_boxes(ann: Annotations, items: Sequence[EvalItem], strict: bool) -> di
 
 
 def maps_from_checkpoint(ckpt: str | Path, store: str | Path, pairs: Sequence[EvalItem], device: str = "cpu",
-                         batch_size: int = 32) -> np.ndarray:
+                         batch_size: int = 32, info: dict[str, Any] | None = None) -> np.ndarray:
     """Absolute score maps (N, h, w) of a trained model for (video, audio) pairs of a test store.
 
     Delegates to `avslkit.methods.predict_maps`, imported lazily (torch models load only when needed).
+    `info`, when given, receives which checkpoint file was used, why, and its epoch and step.
     """
-    from avslkit.methods import predict_maps  # noqa: PLC0415
+    from avslkit.methods import load_task_for_inference, predict_maps  # noqa: PLC0415
 
-    return np.asarray(predict_maps(ckpt, store, pairs, device=device, batch_size=batch_size))
+    task = load_task_for_inference(ckpt, device)
+    if info is not None:
+        recorded = dict(getattr(task, "checkpoint_info", None) or {})
+        info.update({"file": Path(recorded.get("path", ckpt)).name, "path": str(recorded.get("path", ckpt)),
+                     "why": recorded.get("why"), "epoch": recorded.get("epoch"), "global_step": recorded.get("global_step")})
+    return np.asarray(predict_maps(task, store, pairs, device=device, batch_size=batch_size))
 
 
 # -- per-sample statistics ------------------------------------------------------------------------------
@@ -271,8 +277,11 @@ def save_maps_npz(path: Path, names: Sequence[str], source: MapSource, chunk_siz
             np.savez_compressed(fh, names=np.array(list(names)), maps=maps)
 
 
-def run_evaluation(cfg: dict[str, Any], print_table: bool = True) -> dict[str, Any]:
-    """Resolve the inputs of a config (see configs/eval.yaml), evaluate, write outputs, return metrics."""
+def run_evaluation(cfg: dict[str, Any], print_table: bool = True, workspace: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Resolve the inputs of a config (see configs/eval.yaml), evaluate, write outputs, return metrics.
+
+    `workspace` (the avslkit.yaml entries the command used) is recorded in metrics.json as given.
+    """
     from avslkit.config import save_config
     from avslkit.config_spec import check_config
 
@@ -285,6 +294,7 @@ def run_evaluation(cfg: dict[str, Any], print_table: bool = True) -> dict[str, A
     items = resolve_items(ann, cfg.get("test_list"), cfg.get("test"), bool(cfg.get("extended")), cfg.get("extended_csv"),
                           cfg.get("classes"))
     problems = check_boxes(ann, items, bool(cfg.get("strict")))
+    checkpoint: dict[str, Any] = {}
     sources = [k for k in ("maps", "baseline", "checkpoint") if cfg.get(k)]
     if len(sources) != 1:
         raise AvslError("pass exactly one of --maps MAPS.npz, --baseline center|full|ogl or a checkpoint")
@@ -299,7 +309,7 @@ def run_evaluation(cfg: dict[str, Any], print_table: bool = True) -> dict[str, A
         if cfg.get("test") is None:
             raise AvslError("evaluating a checkpoint needs the test clips: pass --test STORE.h5")
         items = items_in_store(items, cfg["test"], bool(cfg.get("skip_missing")))
-        all_maps = maps_from_checkpoint(cfg["checkpoint"], cfg["test"], items, cfg["device"], cfg["batch_size"])
+        all_maps = maps_from_checkpoint(cfg["checkpoint"], cfg["test"], items, cfg["device"], cfg["batch_size"], checkpoint)
         source = lambda sel: all_maps[sel]  # noqa: E731
         desc = f"checkpoint:{cfg['checkpoint']}"
     if not items:
@@ -309,6 +319,12 @@ def run_evaluation(cfg: dict[str, Any], print_table: bool = True) -> dict[str, A
                         cfg["max_f1"], cfg["negative_type_seed"])
     metrics["protocol"] = protocol_record(cfg, ann, desc)
     metrics["protocol"]["box_problems"] = problems  # evaluated clips whose boxes are empty/inverted/out of range
+    if checkpoint:
+        metrics["checkpoint"] = checkpoint  # which file (best.pt/last.pt), why, epoch, step
+    if workspace is not None:
+        metrics["workspace"] = dict(workspace)
+    if cfg.get("out") is None:
+        cfg["out"] = "metrics.json"
     out = Path(cfg["out"])
     atomic_write_json(out, metrics)
     write_samples_csv(out.with_suffix(".samples.csv"), items, stats)

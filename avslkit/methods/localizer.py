@@ -12,7 +12,7 @@ Units are configured by ``model.*`` (shared) merged with ``units.<name>.*`` (per
 
 - the split (``avslkit.semisup.labeled.split_labeled``): ``data.labeled`` (4k | 2k | 256 | 0.03 |
   all | ids.txt) labelled clips drawn (``data.split_seed``, default the run seed) from the clips of the
-  training store that have boxes in ``data.annotations``; ``data.val_labeled`` (500) annotated clips
+  training store that have boxes in ``data.annotations``; ``data.val_labeled`` (auto: min(500, 10%)) annotated clips
   held out for validation (never the test set; ``data.exclude`` = an id file removed from every
   part): without a separate ``--val`` store the engine's validation — and so ``best.pt`` — scores
   exactly these clips (``held_out_validation_ids``, ``validation.held_out``); the rest unlabelled.
@@ -50,6 +50,7 @@ from torch import nn
 from avslkit.errors import AvslError
 from avslkit.losses.supervised import supervised_loss
 from avslkit.methods.base import Task
+from avslkit.utils.console import log
 
 __all__ = [
     "AUDIO_INPUTS",
@@ -300,9 +301,12 @@ class SemiSupervisedTask(Task):
         with Store(train) as store:
             store_ids = list(store.ids)
         self.split = split_labeled(
-            store_ids, list(self.annotations), spec, int(data.get("val_labeled", 500)),
+            store_ids, list(self.annotations), spec, data.get("val_labeled", "auto"),
             seed=int(self.cfg.get("seed", 0) if seed is None else seed), exclude_ids=exclude,
         )
+        if str(data.get("val_labeled", "auto")).lower() == "auto" and self.ctx.is_main:
+            log.info("val_labeled auto: holding out %d annotated clips for validation (min(500, 10%% of the store's "
+                     "annotated clips); --val-labeled N to choose)", len(self.split.val))
         if self.uses_unlabeled and not self.split.unlabeled:
             raise AvslError(f"{train}: no unlabelled clips are left after the split {self.split.summary()}; use a bigger store or fewer labels")
         return self.split

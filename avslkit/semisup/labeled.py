@@ -16,6 +16,10 @@ else in the training store is unlabelled. Rules here:
 - ``exclude_ids`` (the test set) are removed from all three parts. The test set is never used for
   validation.
 
+``val_labeled: auto`` (the default) holds out min(500, 10% of the store's annotated candidates) clips,
+at least 1: the paper's 500 where the store allows it, and a size any small store can give
+(``resolve_val_labeled``; pass ``--val-labeled 500`` to force the paper's count).
+
 Label specs (``parse_labeled_spec``): ``"4k"``/``"2k"`` (×1000, literal: "4k" = 4000 clips; the
 paper's "4k" row uses all 4,250 annotated training clips — ask for that with ``"all"``), ``"256"``
 (a count), ``"0.03"`` (a fraction in (0, 1] of the candidates left after validation, rounded to the
@@ -43,6 +47,7 @@ __all__ = [
     "VAL_FILE",
     "parse_labeled_spec",
     "read_split",
+    "resolve_val_labeled",
     "save_split",
     "split_labeled",
 ]
@@ -51,6 +56,22 @@ LABELED_FILE = "labeled.txt"
 VAL_FILE = "val.txt"
 _COUNT = re.compile(r"^(?P<n>\d+)(?P<k>[kK]?)$")
 _FRACTION = re.compile(r"^[+-]?(?:\d+\.\d*|\.\d+|\d+(?=[eE]))(?:[eE][+-]?\d+)?$")
+
+
+AUTO_VAL_MAX = 500        # val_labeled: auto holds out at most this many clips (DMT's 500)...
+AUTO_VAL_FRACTION = 0.1   # ...and at most this fraction of the annotated candidates (at least 1)
+
+
+def resolve_val_labeled(value: int | str | None, n_candidates: int) -> int:
+    """The number of held-out validation clips: an int as given; "auto"/None = min(500, 10% of the candidates)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+        if n_candidates <= 0:
+            return 0
+        return int(min(AUTO_VAL_MAX, max(1, round(AUTO_VAL_FRACTION * n_candidates))))
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise AvslError(f"val_labeled must be a count of clips or 'auto', got {value!r}") from None
 
 
 @dataclass(frozen=True)
@@ -125,18 +146,19 @@ def split_labeled(
     all_ids: Sequence[str],
     annotated_ids: Iterable[str],
     spec: str | int | float | os.PathLike | LabeledSpec,
-    val_labeled: int = 500,
+    val_labeled: int | str = "auto",
     seed: int = 0,
     exclude_ids: Iterable[str] = (),
 ) -> LabeledSplit:
     """Seeded labelled/validation/unlabelled split of the store ids `all_ids` (rules in the module doc)."""
     spec = spec if isinstance(spec, LabeledSpec) else parse_labeled_spec(spec)
-    if val_labeled < 0:
-        raise AvslError(f"val_labeled must be >= 0, got {val_labeled}")
     excluded = set(exclude_ids)
     store_ids = [cid for cid in dict.fromkeys(all_ids) if cid not in excluded]
     in_store = set(store_ids)
     candidates = sorted(set(annotated_ids) & in_store)
+    val_labeled = resolve_val_labeled(val_labeled, len(candidates))
+    if val_labeled < 0:
+        raise AvslError(f"val_labeled must be >= 0, got {val_labeled}")
     order = [candidates[k] for k in np.random.default_rng(seed).permutation(len(candidates))]
 
     if spec.kind == "file":
