@@ -16,7 +16,7 @@ from avslkit.workspace import Workspace, settings
 
 __all__ = [
     "eval_defaults", "fill_train_config", "preprocess_workspace", "record_eval", "record_extended",
-    "record_run", "say", "train_out", "viz_defaults",
+    "record_run", "run_default", "say", "train_out", "viz_defaults",
 ]
 
 
@@ -122,6 +122,19 @@ def record_run(ws: Workspace, run_dir: Path, created: bool, used_workspace: bool
             ws.record(run=run_dir)
     elif created and run_dir.is_dir() and not any(run_dir.iterdir()):
         run_dir.rmdir()
+
+
+def run_default(ckpt: Path | None, ws: Workspace | None = None) -> Path:
+    """`ckpt` when given, else the workspace's latest run (announced); an error says what to do without one."""
+    if ckpt is not None:
+        return ckpt
+    ws = ws or Workspace.find()
+    run = ws.latest_run()
+    if run is None:
+        raise AvslError("no run to load: pass --ckpt RUN_DIR (or a checkpoint file), or train one with 'avslkit train METHOD' "
+                        f"({ws.display(ws.file)} records no runs)")
+    ws.announce("run", run, "latest run")
+    return Path(ws.display(run))
 
 
 # -- extend-testset / eval ------------------------------------------------------------------------

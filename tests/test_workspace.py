@@ -287,3 +287,15 @@ def test_status_table(ws_dir):
     assert res.exit_code == 0, res.output
     assert "LocAcc 50.00, AUC 25.00" in res.output and "last.pt: epoch 2, step 7" in res.output
     assert "missing" in res.output and "gone.json" in res.output
+
+
+def test_localize_and_demo_default_to_the_latest_run(ws_dir):
+    from avslkit.workflow import run_default
+
+    for args in (["localize", "--image", "x.png", "--audio", "x.wav"], ["demo", "--port", "0"]):
+        res = runner.invoke(app, args)
+        assert res.exit_code == 1 and "no run to load: pass --ckpt RUN_DIR" in res.output, res.output
+    (ws_dir / "runs" / "slavc").mkdir(parents=True)
+    Workspace(ws_dir).record(run=ws_dir / "runs" / "slavc")
+    assert run_default(None) == Path("runs/slavc")
+    assert run_default(Path("mine.pt")) == Path("mine.pt")

@@ -14,7 +14,7 @@ from avslkit.utils.console import log, stderr_console
 
 @user_errors
 def command(
-    ckpt: Path = typer.Option(..., "--ckpt", help="Run directory (best.pt, else last.pt) or checkpoint file."),
+    ckpt: Optional[Path] = typer.Option(None, "--ckpt", help="Run directory (best.pt, else last.pt) or checkpoint file (default: the workspace's latest run)."),
     ogl_weights: Optional[str] = typer.Option(None, "--ogl-weights", help="ImageNet ResNet-18 state dict for the OGL prior ('imagenet' downloads it); without it OGL is random and the page says so."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (only this machine by default)."),
@@ -30,11 +30,15 @@ def command(
 
     Uploads are checked by content, size-limited, and kept only in a temp directory removed on exit.
 
-    Example: avslkit demo --ckpt runs/slavc --ogl-weights resnet18.pth --port 0
+    Without --ckpt it serves the workspace's latest run (docs/workspace.md).
+
+    Example: avslkit demo   (explicit: avslkit demo --ckpt runs/slavc --ogl-weights resnet18.pth --port 0)
     """
     from avslkit.demo import DemoLocalizer, DemoServer
 
-    localizer = DemoLocalizer.from_checkpoint(ckpt, ogl_weights=ogl_weights, device=device, fusion=fusion,
+    from avslkit.workflow import run_default
+
+    localizer = DemoLocalizer.from_checkpoint(run_default(ckpt), ogl_weights=ogl_weights, device=device, fusion=fusion,
                                               audio_seconds=audio_seconds)
     server = DemoServer(localizer, host=host, port=port, max_upload_mb=max_upload_mb, default_time=time)
     try:

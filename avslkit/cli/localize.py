@@ -12,7 +12,7 @@ from avslkit.cli.common import user_errors
 
 @user_errors
 def command(
-    ckpt: Path = typer.Option(..., "--ckpt", help="Run directory (best.pt, else last.pt) or checkpoint file."),
+    ckpt: Optional[Path] = typer.Option(None, "--ckpt", help="Run directory (best.pt, else last.pt) or checkpoint file (default: the workspace's latest run)."),
     image: Optional[Path] = typer.Option(None, "--image", help="Image (JPEG/PNG); needs --audio."),
     audio: Optional[Path] = typer.Option(None, "--audio", help="Audio file (wav, mp3, or a video's track)."),
     video: Optional[Path] = typer.Option(None, "--video", help="Video: the frame at --time and the audio around it."),
@@ -33,7 +33,9 @@ def command(
 
     Writes OUT/<name>_input.png, _av.png, _ogl.png and _fused.png (JET heatmaps over the 224×224 view) and prints the confidence (mean of the top 25% of the fused map). With --video and --every it writes OUT/<name>_heatmap.mp4 instead: the audio window slides along the clip and the original audio is kept.
 
-    Example: avslkit localize --ckpt runs/slavc --video clip.mp4 --every 0.5 --ogl-weights resnet18.pth --out loc/
+    Without --ckpt it loads the workspace's latest run (docs/workspace.md).
+
+    Example: avslkit localize --video clip.mp4   (explicit: avslkit localize --ckpt runs/slavc --video clip.mp4 --every 0.5 --ogl-weights resnet18.pth --out loc/)
     """
     from avslkit.errors import AvslError
     from avslkit.viz.localize import run_localize
@@ -42,7 +44,9 @@ def command(
         alphas = tuple(float(a) for a in alpha_sweep.split(",") if a.strip()) if alpha_sweep else ()
     except ValueError:
         raise AvslError(f"--alpha-sweep '{alpha_sweep}': expected comma-separated numbers such as 0,0.5,1") from None
-    result = run_localize(ckpt, image=image, audio=audio, video=video, time=time, every=every, out=out, fusion=fusion,
+    from avslkit.workflow import run_default
+
+    result = run_localize(run_default(ckpt), image=image, audio=audio, video=video, time=time, every=every, out=out, fusion=fusion,
                           alpha=alpha, ogl_weights=ogl_weights, audio_seconds=audio_seconds, size=size,
                           map_kind=map_kind, side_by_side=side_by_side, device=device, alpha_sweep=alphas)
     for key in ("av", "ogl", "fused", "alpha_sweep", "video"):

@@ -25,8 +25,10 @@ def command() -> None:
         typer.echo(f"no {ws.file.name} in {ws.display(ws.root)} or its parents: start a workspace with 'avslkit preprocess VIDEOS/'")
         return
     table = Table(title=f"workspace {ws.root} ({ws.file.name})", title_justify="left")
-    for col in ("entry", "path", "exists", "summary"):
-        table.add_column(col, overflow="fold")
+    table.add_column("entry", no_wrap=True)
+    table.add_column("path", no_wrap=True)
+    table.add_column("exists", no_wrap=True)
+    table.add_column("summary", overflow="fold")
     for key, recorded, exists in ws.rows():
         summary = describe(key, ws.resolve(recorded)) if exists else ""
         table.add_row(key, recorded, "yes" if exists else "[red]missing[/]", summary)
