@@ -8,6 +8,7 @@ flags always win (a value that is not None is never replaced).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Callable, Mapping, MutableMapping
 
@@ -89,6 +90,8 @@ def train_out(method: str, out: Path | None, resume: bool, ws: Workspace) -> tup
             raise AvslError(f"--resume needs a run: pass --out RUN_DIR ({ws.display(ws.file)} records no run yet)")
         ws.announce("run", latest, "latest run")
         return latest, False
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # each torchrun process would number its own directory
+        raise AvslError("under torchrun pass --out RUN_DIR: the processes must share one run directory")
     path = ws.new_run_dir(method)
     say(f"run directory {ws.display(path)} (next free {settings()['runs_dir']}/{method}N)")
     return path, True

@@ -23,4 +23,7 @@ avslkit viz
 
 echo "== what the workspace knows"
 avslkit status
+
+echo "== the Python API: one training batch with ground-truth maps (examples/load_batch.py)"
+python "$HERE/examples/load_batch.py" data/train.h5 --annotations toy/annotations.json
 echo "quickstart done: open $SCRATCH/$(python -c 'import yaml; print(yaml.safe_load(open("avslkit.yaml"))["last_report"])')"

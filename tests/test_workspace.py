@@ -171,6 +171,14 @@ def test_run_directories_are_numbered(ws_dir):
     assert train_out("dmt", None, True, Workspace.find()) == (ws_dir / "runs" / "dmt2", False)
 
 
+def test_run_numbering_refused_under_torchrun(ws_dir, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(AvslError, match="under torchrun pass --out"):
+        train_out("dmt", None, False, Workspace(ws_dir))
+    assert train_out("dmt", Path("runs/x"), False, Workspace(ws_dir)) == (Path("runs/x"), False)
+    assert not (ws_dir / "runs").exists()
+
+
 def test_latest_run_that_was_deleted_is_an_error(ws_dir):
     Workspace(ws_dir).record(run=ws_dir / "runs" / "gone")
     with pytest.raises(WorkspaceError, match=r"avslkit.yaml:\d+: the latest run runs/gone no longer exists"):
