@@ -9,15 +9,14 @@ SCRATCH="${1:-quickstart}"
 mkdir -p "$SCRATCH"
 cd "$SCRATCH"
 
-# Small CPU settings for a run of a few seconds (a real run uses the method's defaults on a GPU).
-SMALL=(--batch-size 16 --image-size 64 --workers 0 --device cpu --set model.visual_weights=none)
-
+# --preset cpu-small: the CPU-scale regime (narrow networks, small crops; avslkit/configs/presets/cpu-small.yaml).
+# One epoch keeps the run to seconds; a real run uses the method's defaults on a GPU.
 echo "== avslkit synth: a toy benchmark of real mp4 clips with VGG-SS style annotations and split files"
-avslkit synth toy --clips 160 --classes 6 --size 112 --duration 4 --fps 10 --size-range 0.25 0.6 --seed 0
+avslkit synth toy --preset cpu-small --clips 200 --seed 0
 
 echo "== the four commands"
 avslkit preprocess toy/
-avslkit train dmt --labeled 64 --epochs 1 "${SMALL[@]}"
+avslkit train dmt --labeled 64 --epochs 1 --preset cpu-small
 avslkit eval --extended
 avslkit viz
 
