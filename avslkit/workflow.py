@@ -56,7 +56,7 @@ def preprocess_workspace(inputs: Path, cfg: Mapping[str, Any], *, workers: int, 
     labels = labels or (ann if ann is not None and ann.is_file() and ann.suffix == ".json" else None)
     reports = []
     for job in plan.jobs:
-        n = len(job.inputs) if isinstance(job.inputs, list) else "the"
+        n = len(job.inputs)
         note = f"; {len(job.missing)} listed clip(s) have no video (e.g. '{job.missing[0]}')" if job.missing else ""
         say(f"{job.role} store {ws.display(job.out)}: {n} clips from {job.source}{note}")
         report = preprocess(job.inputs, Path(ws.display(job.out)), cfg=cfg, workers=workers, timestamps=timestamps, labels=labels,

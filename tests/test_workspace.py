@@ -249,6 +249,20 @@ def test_plan_synth_layout(tmp_path):
     assert (test.role, test.out.name, [p.stem for p in test.inputs]) == ("test", "test.h5", ["d", "e"])
 
 
+def test_plan_one_list_file(tmp_path):
+    toy = tmp_path / "toy"
+    _videos(toy, ["a", "b", "c"])
+    touch(toy / "annotations.json", "[]")
+    plan = plan_stores(touch(toy / "train.txt", "a\nb\nq\n"), tmp_path / "data", NAMES)
+    (job,) = plan.jobs
+    assert (job.role, job.out.name, [p.stem for p in job.inputs], job.missing) == ("train", "train.h5", ["a", "b"], ["q"])
+    assert plan.found["annotations"].name == "annotations.json"
+    (job,) = plan_stores(touch(toy / "test_videos.txt", "c\n"), tmp_path / "data", NAMES).jobs
+    assert (job.role, job.out.name) == ("test", "test.h5")
+    with pytest.raises(AvslError, match="none of its 1 clip"):
+        plan_stores(touch(toy / "other.txt", "zz\n"), tmp_path / "data", NAMES)
+
+
 def test_plan_published_test_list_only_and_no_split_files(tmp_path):
     vids = tmp_path / "vggsound"
     _videos(vids, ["a", "b", "c"])

@@ -24,7 +24,7 @@ class StoreJob:
 
     role: str
     out: Path
-    inputs: list[Path] | Path
+    inputs: list[Path]
     source: str                      # where the clip list came from, for the message
     missing: list[str] = field(default_factory=list)  # listed ids with no video in the folder
 
@@ -61,8 +61,8 @@ def plan_stores(inputs: Path, store_dir: Path, names: Mapping[str, Sequence[str]
                 extensions: Sequence[str] = (".mp4", ".mkv", ".webm", ".avi", ".mov")) -> StorePlan:
     """The stores `avslkit preprocess INPUTS` writes under `store_dir` (rules in the module docstring).
 
-    A list file as INPUTS gives one store named after it (the test store when its name is a test-split
-    name). A folder: its videos (recursively) split by the train/test lists found in it or in
+    A list file as INPUTS gives one store of its clips (videos found under the list's folder) named after
+    it, or `test.h5` when its name is a test-split name. A folder: its videos (recursively) split by the train/test lists found in it or in
     `extra_folders`; with a test list but no train list, train = every other video.
     """
     from avslkit.data.annotations import normalize_clip_id
@@ -71,17 +71,23 @@ def plan_stores(inputs: Path, store_dir: Path, names: Mapping[str, Sequence[str]
     inputs = Path(inputs)
     if not inputs.exists():
         raise AvslError(f"videos folder not found: {inputs} (pass the folder holding your videos, or a txt/csv list of them)")
-    if inputs.is_file():
-        role = "test" if inputs.name in names.get("test", ()) else "train"
-        found = find_split_files([inputs.parent, *extra_folders], {k: v for k, v in names.items() if k not in ("train", "test")})
-        return StorePlan(found, [StoreJob(role, store_dir / f"{'test' if role == 'test' else inputs.stem}.h5", inputs,
-                                          inputs.name)])
     exts = tuple(e if e.startswith(".") else f".{e}" for e in extensions)
+    folder = inputs.parent if inputs.is_file() else inputs
     videos: dict[str, Path] = {}
-    for path in iter_video_files(inputs, exts):
+    for path in iter_video_files(folder, exts):
         videos.setdefault(normalize_clip_id(path.name), path)
     if not videos:
-        raise AvslError(f"no videos found in {inputs} (looked recursively for {' '.join(exts)}); pass the folder that holds them")
+        raise AvslError(f"no videos found in {folder} (looked recursively for {' '.join(exts)}); pass the folder that holds them")
+    if inputs.is_file():  # one list: its clips, found anywhere under the list's folder
+        role = "test" if inputs.name in names.get("test", ()) else "train"
+        found = find_split_files([folder, *extra_folders], {k: v for k, v in names.items() if k not in ("train", "test")})
+        ids = _ids(inputs)
+        clips = [videos[i] for i in ids if i in videos]
+        if not clips:
+            raise AvslError(f"{inputs}: none of its {len(ids)} clip(s) has a video under {folder} (e.g. '{ids[0]}'); "
+                            "pass --out STORE.h5 with --root VIDEO_DIR")
+        out = store_dir / f"{'test' if role == 'test' else inputs.stem}.h5"
+        return StorePlan(found, [StoreJob(role, out, clips, inputs.name, [i for i in ids if i not in videos])], n_videos=len(videos))
     found = find_split_files([inputs, *[f for f in extra_folders if f.absolute() != inputs.absolute()]], names)
     if "train" not in found and "test" not in found:
         name = inputs.absolute().name or "videos"
