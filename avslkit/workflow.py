@@ -36,7 +36,8 @@ def preprocess_workspace(inputs: Path, cfg: Mapping[str, Any], *, workers: int, 
     """`avslkit preprocess INPUTS` without --out: find the split files, write data/train.h5 + data/test.h5
     (or data/<folder>.h5), and record the stores and split files in avslkit.yaml; returns the reports.
 
-    Each store is recorded as soon as it is complete, so a failure in the second keeps the first.
+    Each store is recorded (with the split files) as soon as it is complete, so a failure in the second
+    keeps the first.
     """
     from avslkit.data.preprocess import preprocess
     from avslkit.data.splits import plan_stores
@@ -54,6 +55,8 @@ def preprocess_workspace(inputs: Path, cfg: Mapping[str, Any], *, workers: int, 
     timestamps = timestamps or plan.found.get("timestamps")
     ann = plan.found.get("annotations")
     labels = labels or (ann if ann is not None and ann.is_file() and ann.suffix == ".json" else None)
+    entries: dict[str, Any] = {k: plan.found[k] for k in ("annotations", "test_list", "real_negatives") if k in plan.found}
+    entries.update({k: v for k, v in (("timestamps", timestamps), ("labels", labels)) if v is not None})
     reports = []
     for job in plan.jobs:
         n = len(job.inputs)
@@ -61,19 +64,11 @@ def preprocess_workspace(inputs: Path, cfg: Mapping[str, Any], *, workers: int, 
         say(f"{job.role} store {ws.display(job.out)}: {n} clips from {job.source}{note}")
         report = preprocess(job.inputs, Path(ws.display(job.out)), cfg=cfg, workers=workers, timestamps=timestamps, labels=labels,
                             root=root, layout=layout, progress=progress)
-        ws.record({f"stores.{job.role}": job.out})
+        ws.record({**entries, f"stores.{job.role}": job.out})  # each store as soon as it is complete
         reports.append(report)
         on_report(report)
     if plan.n_unused:
         say(f"{plan.n_unused} of {plan.n_videos} videos are in no split list and were left out")
-    entries: dict[str, Any] = {k: plan.found.get(k) for k in ("annotations", "test_list", "real_negatives")
-                               if plan.found.get(k) is not None}
-    if timestamps:
-        entries["timestamps"] = timestamps
-    if labels:
-        entries["labels"] = labels
-    if entries:
-        ws.record(entries)
     say(f"recorded in {ws.display(ws.file)}: " + ", ".join([f"stores.{j.role}" for j in plan.jobs] + list(entries)))
     return reports
 
@@ -141,7 +136,7 @@ def run_default(ckpt: Path | None, ws: Workspace | None = None) -> Path:
 
 
 # -- extend-testset / eval ------------------------------------------------------------------------
-def record_extended(ws: Workspace, store: Path, csv_path: str | Path, used_workspace: bool) -> None:
+def record_extended(ws: Workspace, csv_path: str | Path, used_workspace: bool) -> None:
     """Record the extended set when the workspace exists (or gave the store)."""
     if ws.exists or used_workspace:
         ws.record({"extended": csv_path})

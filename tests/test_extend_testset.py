@@ -49,6 +49,24 @@ def test_store(tmp_path):
     return store
 
 
+def test_cli_short_form_uses_and_records_the_workspace(test_store, tmp_path, monkeypatch):
+    import yaml
+
+    from avslkit.workspace import Workspace
+
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(app, ["extend-testset"])
+    assert res.exit_code == 1 and "pass the test store and --annotations ANN" in res.output
+    Workspace(tmp_path).record({"stores.test": test_store, "annotations": tmp_path / "vggss.json",
+                                "real_negatives": tmp_path / "offscreen.txt"})
+    res = runner.invoke(app, ["extend-testset"])
+    assert res.exit_code == 0, res.output
+    assert "using test store test.h5 (avslkit.yaml)" in res.output and "using real negatives offscreen.txt" in res.output
+    pairs, types = read_recorded_extended(test_store)
+    assert len(pairs) == N_POS and sum(v == "real" for v in types.values()) == 2  # the workspace's real negatives
+    assert yaml.safe_load((tmp_path / "avslkit.yaml").read_text())["extended"] == "test.h5.extended.csv"
+
+
 def _classes() -> dict[str, str]:
     return {_pos_id(k): CLASSES[k % 4] for k in range(N_POS)}
 

@@ -48,5 +48,5 @@ def command(
                         f"({ws.display(ws.file)} records no {'stores.test' if store is None else 'annotations'})")
     result = extend_store(store, annotations, real_negatives, hard_fraction, seed, out, ann_format, classes)
     stderr_console.print(statistics_table(store.name, result["statistics"]))
-    record_extended(ws, store, result["csv"], from_ws)
+    record_extended(ws, result["csv"], from_ws)
     typer.echo(result["csv"])
