@@ -1,7 +1,7 @@
 """The user's four commands, exactly as typed, in an empty folder after `avslkit synth toy`:
 
     avslkit preprocess toy/
-    avslkit train dmt --labeled 64 --epochs 1 [--preset cpu-small]
+    avslkit train dmt --labeled 64 --epochs 1 --preset cpu-small
     avslkit eval --extended
     avslkit viz
 """
@@ -16,13 +16,9 @@ import yaml
 from typer.testing import CliRunner
 
 from avslkit.cli.main import app
-from avslkit.config import list_presets
 
 runner = CliRunner()
 
-# Small CPU settings: the packaged CPU preset when it exists, else the same choices as flags.
-SMALL = (["--preset", "cpu-small"] if "cpu-small" in list_presets() else
-         ["--batch-size", "16", "--image-size", "64", "--workers", "0", "--device", "cpu", "--set", "model.visual_weights=none"])
 
 
 def typed(line: str) -> str:
@@ -43,7 +39,7 @@ def test_four_commands_as_typed(tmp_path, monkeypatch, one_torch_thread):
     assert ws["stores"] == {"train": "data/train.h5", "test": "data/test.h5"}
     assert ws["annotations"] == "toy/annotations.json" and ws["test_list"] == "toy/test.csv"
 
-    out = typed(f"train dmt --labeled 64 --epochs 1 --max-steps 2 {shlex.join(SMALL)}")
+    out = typed("train dmt --labeled 64 --epochs 1 --preset cpu-small")  # cpu-small: avslkit/configs/presets/
     assert "using train store data/train.h5 (avslkit.yaml)" in out and "using annotations toy/annotations.json" in out
     assert "val_labeled auto: holding out" in out
     run = tmp_path / "runs" / "dmt"
@@ -72,7 +68,7 @@ def test_four_commands_as_typed(tmp_path, monkeypatch, one_torch_thread):
     assert ws["last_report"] == "runs/dmt/viz/index.html"
 
     # a second run numbers itself; explicit flags still win over the workspace
-    typed(f"train dmt --labeled 8 --max-steps 1 --data data/train.h5 {shlex.join(SMALL)}")
+    typed("train dmt --labeled 8 --max-steps 1 --data data/train.h5 --preset cpu-small")
     assert (tmp_path / "runs" / "dmt2" / "last.pt").is_file()
     assert yaml.safe_load((tmp_path / "avslkit.yaml").read_text())["runs"] == ["runs/dmt", "runs/dmt2"]
     status = runner.invoke(app, ["status"], env={"COLUMNS": "200"})
