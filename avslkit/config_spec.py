@@ -44,7 +44,8 @@ class Rule:
             bounds.append(f"{'>' if self.open_low else '>='} {_num(self.low)}")
         elif self.high is not None:
             bounds.append(f"{'<' if self.open_high else '<='} {_num(self.high)}")
-        return " ".join([noun, *bounds]) + (" or null" if self.nullable else "")
+        words = "".join(f" or {c}" for c in self.choices)
+        return " ".join([noun, *bounds]) + words + (" or null" if self.nullable else "")
 
     def problem(self, value: Any) -> str | None:
         """Why `value` breaks this rule ("not a number", "out of range"), or None if it is fine."""
@@ -52,6 +53,8 @@ class Rule:
             return None if self.nullable else "is missing"
         if self.kind == "choice":
             return None if value in self.choices else "is not allowed"
+        if isinstance(value, str) and value in self.choices:  # a word a number rule also accepts (Int(also=...))
+            return None
         if self.kind == "bool":
             return None if isinstance(value, bool) else "has the wrong type"
         if self.kind == "str":
@@ -73,8 +76,9 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
-def Int(low: float | None = None, high: float | None = None, nullable: bool = False) -> Rule:  # noqa: N802
-    return Rule("int", low, high, nullable=nullable)
+def Int(low: float | None = None, high: float | None = None, nullable: bool = False, also: tuple[Any, ...] = ()) -> Rule:  # noqa: N802
+    """An integer in range; `also` lists words accepted besides numbers (e.g. "auto")."""
+    return Rule("int", low, high, nullable=nullable, choices=tuple(also))
 
 
 def Float(low: float | None = None, high: float | None = None, *, open_low: bool = False, open_high: bool = False,
@@ -114,7 +118,7 @@ _TRAIN: dict[str, Rule] = {
     "channels_last": Bool(),
     "deterministic": Bool(),
     "data.decoder": Choice("tensor", "pil"),
-    "data.val_labeled": Int(0),
+    "data.val_labeled": Int(0, also=("auto",)),  # auto = min(500, 10% of the annotated clips)
     "optim.name": Choice("adam", "adamw", "sgd"),
     "optim.lr": Positive(),
     "optim.weight_decay": Float(0),

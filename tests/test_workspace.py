@@ -321,3 +321,15 @@ def test_localize_and_demo_default_to_the_latest_run(ws_dir):
     Workspace(ws_dir).record(run=ws_dir / "runs" / "slavc")
     assert run_default(None) == Path("runs/slavc")
     assert run_default(Path("mine.pt")) == Path("mine.pt")
+
+
+def test_val_labeled_spec_accepts_auto_and_counts():
+    from avslkit.config import ConfigError
+    from avslkit.config_spec import check_config
+
+    for ok in ("auto", 0, 500):
+        check_config({"data": {"val_labeled": ok}}, "train")
+    with pytest.raises(ConfigError, match=r"data.val_labeled=lots is not an integer: expected an integer >= 0 or auto"):
+        check_config({"data": {"val_labeled": "lots"}}, "train")
+    with pytest.raises(ConfigError, match="out of range"):
+        check_config({"data": {"val_labeled": -1}}, "train")
