@@ -124,9 +124,11 @@ class Workspace:
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
+            mark, opened = getattr(exc, "problem_mark", None), getattr(exc, "context_mark", None)
             line = f":{mark.line + 1}" if mark is not None else ""
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            if opened is not None and mark is not None and opened.line != mark.line:
+                problem += f"; {getattr(exc, 'context', None) or 'while parsing'} from line {opened.line + 1}"
             raise WorkspaceError(f"{where}{line}: not valid YAML ({problem}); fix that line, or delete the file to start "
                                  "a new workspace (the stores and runs stay on disk)") from None
         if data is None:

@@ -70,6 +70,7 @@ def test_record_keeps_hand_edits_and_other_commands_entries(ws_dir):
 
 @pytest.mark.parametrize("text, line, needle", [
     ("version: 1\nstores:\n  train: [data/train.h5\n", 4, "not valid YAML"),
+    ("stores:\n  train: [data/train.h5\nannotations: a.json\n", 3, "while parsing a flow sequence from line 2"),
     ("version: 1\nstores: data/train.h5\n", 2, "'stores' must be a mapping"),
     ("version: 1\nstores:\n  trian: data/train.h5\n", 3, "'stores.trian' must be one of"),
     ("version: 1\nannotaions: toy/a.json\n", 2, "unknown entry 'annotaions'"),
