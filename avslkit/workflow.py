@@ -43,6 +43,7 @@ def preprocess_workspace(inputs: Path, cfg: Mapping[str, Any], *, workers: int, 
     from avslkit.data.splits import plan_stores
 
     ws = ws or Workspace.find()
+    ws.data()  # a damaged workspace file stops the command before any work
     conv = settings()
     plan = plan_stores(inputs, ws.root / str(conv["store_dir"]), conv["split_files"], extra_folders=[ws.root],
                        extensions=tuple(cfg.get("extensions") or (".mp4",)))
@@ -117,7 +118,7 @@ def record_run(ws: Workspace, run_dir: Path, created: bool, used_workspace: bool
     that stayed empty (e.g. a config error)."""
     if (run_dir / "last.pt").is_file() or (run_dir / "best.pt").is_file():
         if ws.exists or used_workspace or created:
-            ws.record(run=run_dir)
+            ws.record_result(run=run_dir)
     elif created and run_dir.is_dir() and not any(run_dir.iterdir()):
         run_dir.rmdir()
 
@@ -139,7 +140,7 @@ def run_default(ckpt: Path | None, ws: Workspace | None = None) -> Path:
 def record_extended(ws: Workspace, csv_path: str | Path, used_workspace: bool) -> None:
     """Record the extended set when the workspace exists (or gave the store)."""
     if ws.exists or used_workspace:
-        ws.record({"extended": csv_path})
+        ws.record_result({"extended": csv_path})
 
 
 def eval_defaults(cfg: MutableMapping[str, Any], ws: Workspace) -> dict[str, str]:
@@ -188,7 +189,7 @@ def eval_defaults(cfg: MutableMapping[str, Any], ws: Workspace) -> dict[str, str
 def record_eval(ws: Workspace, out: str | Path, used: Mapping[str, str]) -> None:
     """Record the evaluation as the last one when the workspace exists (or gave any input)."""
     if ws.exists or used:
-        ws.record({"last_eval": out})
+        ws.record_result({"last_eval": out})
 
 
 # -- viz ---------------------------------------------------------------------------------------------

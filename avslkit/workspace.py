@@ -297,6 +297,19 @@ class Workspace:
             atomic_write_text(self.file, _HEADER + yaml.safe_dump(ordered, sort_keys=False, default_flow_style=False))
         self.exists = True
 
+    def record_result(self, entries: Mapping[str, str | os.PathLike | None] | None = None,
+                      run: str | os.PathLike | None = None) -> bool:
+        """`record` for work that is already done: a damaged file becomes a warning, not an error (the
+        outputs stay on disk and the command succeeds); returns whether it was recorded."""
+        try:
+            self.record(entries, run)
+        except WorkspaceError as exc:
+            from avslkit.utils.console import log
+
+            log.warning("not recorded in the workspace: %s", exc)
+            return False
+        return True
+
     # -- summary -----------------------------------------------------------------------------
     def rows(self) -> list[tuple[str, str, bool]]:
         """(entry, recorded path, exists) for every recorded entry, runs last (for `avslkit status`)."""

@@ -334,3 +334,13 @@ def test_val_labeled_spec_accepts_auto_and_counts():
         check_config({"data": {"val_labeled": "lots"}}, "train")
     with pytest.raises(ConfigError, match="out of range"):
         check_config({"data": {"val_labeled": -1}}, "train")
+
+
+def test_finished_work_in_a_damaged_workspace_is_kept_with_a_warning(ws_dir, caplog):
+    text = "version: 1\nruns: [runs/a\n"
+    touch(ws_dir / "avslkit.yaml", text)
+    ws = Workspace.find()
+    assert ws.record_result({"last_eval": ws_dir / "m.json"}) is False  # a warning, the command still succeeds
+    assert (ws_dir / "avslkit.yaml").read_text() == text
+    res = runner.invoke(app, ["preprocess", "toy/"])  # the short form checks the file before any work
+    assert res.exit_code == 1 and "avslkit.yaml:3: not valid YAML" in res.output

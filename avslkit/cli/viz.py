@@ -54,5 +54,5 @@ def command(
     )
     index = build_report([str(p) for p in inputs], out, opts)
     if ws.exists:
-        ws.record({"last_report": index})
+        ws.record_result({"last_report": index})
     typer.echo(str(index))
