@@ -165,13 +165,14 @@ class Workspace:
         return self._read()[0]
 
     def raw(self, key: str) -> str | None:
-        """The recorded string of entry `key` (dotted), unchecked; None when absent."""
+        """The path recorded for entry `key` (dotted) as written, not checked to exist; None when absent."""
         node: Any = self.data()
         for part in key.split("."):
             node = node.get(part) if isinstance(node, Mapping) else None
         return node if isinstance(node, str) and node.strip() else None
 
     def resolve(self, recorded: str) -> Path:
+        """A recorded path as a path on disk (relative ones are relative to the workspace folder)."""
         path = Path(recorded).expanduser()
         return path if path.is_absolute() else self.root / path
 
