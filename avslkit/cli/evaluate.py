@@ -30,7 +30,7 @@ def command(
     strict: bool = typer.Option(False, "--strict", help="Refuse evaluated clips with empty, inverted or out-of-range boxes (default: a warning naming them)."),
     device: Optional[str] = typer.Option(None, "--device", help="Device for OGL/checkpoints (default cpu)."),
     out: Optional[Path] = typer.Option(None, "--out", help="metrics.json path, default metrics.json, or runs/RUN/eval/metrics.json for the workspace's latest run (per-sample CSV and config beside it)."),
-    preset: Optional[str] = typer.Option(None, "--preset", help="Named settings bundle whose eval section applies after the defaults (avslkit/configs/presets/), or a preset YAML path."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Named settings bundle whose eval section applies after the defaults (avslkit/configs/presets/), or a preset YAML path; 'none' for no preset. An official EZ-VSL/SLAVC checkpoint gets ezvsl-test/slavc-test unless given."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML overriding configs/eval.yaml."),
     set_: List[str] = typer.Option([], "--set", help="key=value override (repeatable)."),
     save_maps: bool = typer.Option(False, "--save-maps", help="Also write <out>.maps.npz (every sample's map) for 'avslkit viz'."),
@@ -48,7 +48,7 @@ def command(
     Example: avslkit eval --extended   (explicit: avslkit eval --maps maps.npz --annotations vggss.json --test-list vggss_test.csv --extended-csv vggss_test_plus_silent.csv --out metrics.json)
     """
     from avslkit.config import load_config, preset_layer
-    from avslkit.evaluation.runner import run_evaluation
+    from avslkit.evaluation.runner import choose_preset, run_evaluation
     from avslkit.utils.console import is_quiet
     from avslkit.workflow import eval_defaults, record_eval
     from avslkit.workspace import Workspace
@@ -61,9 +61,10 @@ def command(
         "save_maps": save_maps or None,
     }
     extra = {k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items() if v is not None}
+    preset, auto = choose_preset(preset, checkpoint)
     cfg = load_config("eval", config, set_, extra, preset=preset_layer(preset, "eval") if preset else None)
     if preset:
-        cfg["preset"] = str(preset)
+        cfg["preset"], cfg["preset_auto"] = str(preset), auto
     ws = Workspace.find()
     used = eval_defaults(cfg, ws)
     record = {"file": ws.display(ws.file), **used} if used else None

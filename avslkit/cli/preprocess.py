@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from avslkit.cli.common import fail, user_errors
-from avslkit.config import load_config
+from avslkit.config import load_config, preset_layer
 from avslkit.data.preprocess import LAYOUTS, NoClipsStoredError, PreprocessReport, config_path, preprocess
 from avslkit.data.store import Failure
 from avslkit.utils.console import is_quiet, plain, setup_logging, stderr_console
@@ -70,6 +70,8 @@ def command(
                                               "when a time is past the end (default: record the clip as truncated)."),
     allow_silent: Optional[bool] = typer.Option(None, "--allow-silent/--reject-silent", help="Keep clips whose "
                                                 "audio is silent (default: record them as failures)."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Named settings bundle whose preprocess section "
+                                         "applies after the defaults (e.g. ezvsl-test), or a preset YAML path."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary; errors only."),
 ) -> None:
     """Decode videos into an HDF5 clip store: the frame at the annotation time and the 3 s audio around it.
@@ -89,7 +91,9 @@ def command(
         setup_logging(quiet=True)
     extra = {"sample_rate": sample_rate, "audio_seconds": audio_seconds, "frame_size": frame_size,
              "jpeg_quality": jpeg_quality, "clamp_time": clamp_time, "allow_silent": allow_silent}
-    cfg = load_config("preprocess", config, set_, extra)
+    cfg = load_config("preprocess", config, set_, extra, preset=preset_layer(preset, "preprocess") if preset else None)
+    if preset:
+        cfg["preset"] = str(preset)
     show = not (quiet or is_quiet())
     if out is None:  # short form: the workspace's stores
         from avslkit.workflow import preprocess_workspace

@@ -36,6 +36,10 @@ __all__ = [
 ]
 
 
+#: Where LogSpectrogram computes: "torch" (device, batched) or "scipy" (the references' float64 CPU path).
+SPECTROGRAM_BACKENDS = ("torch", "scipy")
+
+
 def _check_batch(x: torch.Tensor, min_samples: int, what: str) -> torch.Tensor:
     """Accept L or B×L (or B×1×L) waveforms; return B×L."""
     if x.dim() == 1:
@@ -59,6 +63,10 @@ class LogSpectrogram(nn.Module):
     ``dtype`` is the computation precision (float32 keeps within 1e-4 of scipy's float64 result
     because the 1e-7 floor dominates the rounding error of quiet bins; float64 is available for
     checks). The result is returned as ``out_dtype`` (float32; None keeps ``dtype``).
+
+    ``backend``: "torch" (default; batched on the device) or "scipy" (the references' computation on the
+    CPU: ``scipy.signal.spectrogram`` in float64, ``np.log``, then a float64 division by ``log_scale``, as
+    ``ToTensor`` + ``Normalize(0, 12)``; bit for bit the EZ-VSL/SLAVC input, several times slower).
     """
 
     def __init__(
@@ -71,8 +79,14 @@ class LogSpectrogram(nn.Module):
         log_scale: float = 12.0,
         dtype: torch.dtype = torch.float32,
         out_dtype: torch.dtype | None = torch.float32,
+        backend: str = "torch",
     ):
         super().__init__()
+        if backend not in SPECTROGRAM_BACKENDS:
+            raise AvslError(f"unknown spectrogram backend '{backend}'; choose one of {', '.join(SPECTROGRAM_BACKENDS)}")
+        self.backend = backend
+        self.window_spec = window
+        self.noverlap = int(noverlap)
         if not 0 <= noverlap < nperseg:
             raise ValueError(f"noverlap must be in [0, nperseg), got {noverlap} for nperseg {nperseg}")
         self.sample_rate = int(sample_rate)
@@ -114,8 +128,17 @@ class LogSpectrogram(nn.Module):
         """One-sided PSD, B×F×T (scipy's ``Sxx`` layout), in ``self.dtype``."""
         return (self._raw_power(x) * self.bin_scale.to(self.dtype)).transpose(-1, -2)
 
+    def _scipy_forward(self, x: torch.Tensor) -> torch.Tensor:
+        wave = _check_batch(x, self.nperseg, "spectrogram").detach().cpu().to(torch.float64).numpy()
+        _, _, power = scipy.signal.spectrogram(wave, self.sample_rate, window=self.window_spec, nperseg=self.nperseg,
+                                               noverlap=self.noverlap, axis=-1)
+        out = torch.from_numpy(np.log(power + self.log_eps)).div(self.log_scale).unsqueeze(1).to(x.device)
+        return out.to(self.out_dtype) if self.out_dtype is not None else out
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """B×L waveform → B×1×F×T log-spectrogram (F = nperseg//2 + 1)."""
+        if self.backend == "scipy":
+            return self._scipy_forward(x)
         power = self._raw_power(x)
         eps = torch.tensor(self.log_eps, dtype=power.dtype, device=power.device)
         out = torch.addcmul(eps, power, self.bin_scale.to(power.dtype)).log_().mul_(1.0 / self.log_scale)

@@ -38,8 +38,11 @@ __all__ = [
     "AVDataset",
     "AudioFeaturizer",
     "FRAME_DECODERS",
+    "INT16_SCALES",
     "build_loader",
     "collate_av",
+    "dataset_options",
+    "int16_to_float",
     "rasterize_boxes",
     "seed_worker",
 ]
@@ -77,6 +80,23 @@ FRAME_DECODERS: dict[str, Callable[[bytes], Any]] = {
 }
 
 
+#: Divisors of stored int16 audio: 32768 maps it exactly into [-1, 1) in float32; 32767 is the references'.
+INT16_SCALES = (32768.0, 32767.0)
+
+
+def int16_to_float(samples: np.ndarray, scale: float = 32768.0) -> np.ndarray:
+    """int16 waveform → float in [-1, 1]: float32 x/32768, or float64 clip(x/32767, -1, 1) (audio_io + datasets.py)."""
+    if scale == 32768.0:
+        return samples.astype(np.float32) / np.float32(32768.0)
+    return np.clip(samples / np.iinfo(np.int16).max, -1.0, 1.0) if scale == 32767.0 else samples / scale
+
+
+def dataset_options(data: Mapping[str, Any]) -> dict[str, Any]:
+    """AVDataset keyword arguments from a config's `data` section: decoder, int16 scale, image float rule."""
+    return {"decoder": str(data.get("decoder", "tensor")), "int16_scale": float(data.get("int16_scale", 32768)),
+            "transform_opts": {"float_rule": str(data.get("float_rule", "fused"))}}
+
+
 def rasterize_boxes(boxes: np.ndarray | torch.Tensor, size: int = 224) -> torch.Tensor:
     """Union of normalised XYXY boxes as a size×size {0, 1} float map (VGG-SS rule).
 
@@ -102,6 +122,9 @@ class AVDataset(Dataset):
     e.g. ``{"normalize": False}`` to ship uint8 images and normalise on the device) or a callable
     taking and returning ``{"image", "boxes"}`` dicts. ``decoder`` (``FRAME_DECODERS``): "tensor"
     (default; uint8 tensors, torch transforms) or "pil" (the references' exact pixels, slower).
+    ``int16_scale`` turns stored int16 samples into [-1, 1]: 32768 (default, exact in float32) or
+    32767 (the references' ``audio / iinfo(int16).max``, clipped to [-1, 1] and kept in float64 so
+    that a float64 audio feature sees the references' values).
     """
 
     def __init__(
@@ -115,6 +138,7 @@ class AVDataset(Dataset):
         image_size: int = 224,
         decoder: str = "tensor",
         transform_opts: Mapping[str, Any] | None = None,
+        int16_scale: float = 32768.0,
     ):
         self.store = store if isinstance(store, Store) else Store(store)
         if isinstance(ids, (str, bytes)):
@@ -148,6 +172,9 @@ class AVDataset(Dataset):
         self.boxes = {k: np.asarray(v, dtype=np.float64).reshape(-1, 4) for k, v in (boxes or {}).items()}
         self.with_gt = boxes is not None or return_gt
         self.gt_size = int(gt_size)
+        self.int16_scale = float(int16_scale)
+        if self.int16_scale not in INT16_SCALES:
+            raise AvslError(f"int16_scale must be one of {', '.join(str(int(v)) for v in INT16_SCALES)}, got {int16_scale}")
         try:
             self.decode = FRAME_DECODERS[decoder]
         except KeyError:
@@ -177,7 +204,7 @@ class AVDataset(Dataset):
         clip_id = self.ids[index]
         frames, audios = self._clip_datasets()
         image = self.decode(frames[i].tobytes())
-        audio = torch.from_numpy(audios[i].astype(np.float32) / np.float32(32768.0))
+        audio = torch.from_numpy(int16_to_float(audios[i], self.int16_scale))
         item: dict[str, Any] = {"index": index, "id": clip_id, "label": self.labels[index], "audio": audio}
         if not self.with_gt:
             item["image"] = self.transform({"image": image})["image"]

@@ -303,6 +303,7 @@ def clip_options(cfg: Mapping[str, Any]) -> ClipOptions:
         jpeg_quality=int(cfg["jpeg_quality"]), resize_filter=str(cfg["resize_filter"]),
         clamp_time=bool(cfg["clamp_time"]), allow_silent=bool(cfg["allow_silent"]),
         silence_floor=float(cfg["silence_floor"]), decoder_threads=int(cfg["decoder_threads"]),
+        window_rule=str(cfg["window_rule"]),
     ).validate()
 
 

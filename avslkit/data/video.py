@@ -67,6 +67,7 @@ class ClipOptions:
     allow_silent: bool = False
     silence_floor: float = 1e-4
     decoder_threads: int = 0
+    window_rule: str = "round"
 
     @property
     def audio_samples(self) -> int:
@@ -79,6 +80,8 @@ class ClipOptions:
             raise AvslError(f"audio_seconds must be positive, got {self.audio_seconds}")
         if self.short_audio not in SHORT_AUDIO:
             raise AvslError(f"short_audio must be one of {sorted(SHORT_AUDIO)}, got '{self.short_audio}'")
+        if self.window_rule not in WINDOW_RULES:
+            raise AvslError(f"window_rule must be one of {', '.join(WINDOW_RULES)}, got '{self.window_rule}'")
         if self.resize_filter not in RESIZE_FILTERS:
             raise AvslError(f"resize_filter must be one of {sorted(RESIZE_FILTERS)}, got '{self.resize_filter}'")
         if self.frame_size < 0:
@@ -112,20 +115,45 @@ def window_start(time: float, audio_seconds: float) -> float:
     return max(time - audio_seconds / 2.0, 0.0)
 
 
+def _round_bounds(start: float, end: float, n: int, rate: int) -> tuple[int, int]:
+    return int(round(start * rate)), n
+
+
+def _truncate_bounds(start: float, end: float, n: int, rate: int) -> tuple[int, int]:
+    return int(start * rate), n
+
+
+def _seek_truncate_bounds(start: float, end: float, n: int, rate: int) -> tuple[int, int]:
+    # audio_io.load_audio_av of EZ-VSL/SLAVC on a wav: container.seek(int(start·1e6)) lands on the sample
+    # s0 nearest to that microsecond (ffmpeg's av_rescale), the window starts int((start − s0/rate)·rate)
+    # samples later, and it holds int(min(seconds, end − start)·rate) samples (one fewer at some lengths).
+    s0 = (int(start * 1_000_000) * rate + 500_000) // 1_000_000
+    return s0 + int((start - s0 / rate) * rate), min(n, int(min(n / rate, end - start) * rate))
+
+
+#: Window rules: (start, end of the audio in seconds, window samples, rate) → (first sample, samples taken),
+#: both relative to the first decoded sample. The window is then tiled/padded to exact length (short_audio).
+WINDOW_RULES: dict[str, Callable[[float, float, int, int], tuple[int, int]]] = {
+    "round": _round_bounds,              # nearest sample (avslkit default)
+    "truncate": _truncate_bounds,        # int((start − t0)·rate)
+    "seek_truncate": _seek_truncate_bounds,  # the references' wav reader, bit for bit (see docs/conventions.md)
+}
+
+
 def cut_window(samples: np.ndarray, first_sample_time: float, time: float, opts: ClipOptions) -> np.ndarray:
-    """The int16 window of `opts.audio_samples` samples centred on `time`.
+    """The int16 window of `opts.audio_samples` samples centred on `time`, cut by `opts.window_rule`.
 
     `samples` is mono int16 audio whose first sample plays at `first_sample_time` seconds.
     """
     n = opts.audio_samples
     start = window_start(time, opts.audio_seconds)
-    offset = int(round((start - first_sample_time) * opts.sample_rate))
+    end = first_sample_time + len(samples) / opts.sample_rate
+    offset, take = WINDOW_RULES[opts.window_rule](start - first_sample_time, end - first_sample_time, n, opts.sample_rate)
     if offset < 0:  # audio begins after the window start (stream offset or priming): pad with silence
         samples = np.concatenate([np.zeros(-offset, dtype=samples.dtype), samples])
         offset = 0
-    window = samples[offset : offset + n]
+    window = samples[offset : offset + take]
     if len(window) == 0:
-        end = first_sample_time + len(samples) / opts.sample_rate
         raise ClipError(f"truncated: no audio at {start:.2f} s (audio ends at {end:.2f} s)")
     if len(window) < n:
         window = SHORT_AUDIO[opts.short_audio](window, n)
@@ -433,8 +461,8 @@ def read_frame_audio_pair(
             im.load()
             fmt = im.format
             width, height = target_size(im.width, im.height, opts.frame_size)
-            if fmt == "JPEG" and (width, height) == (im.width, im.height) and im.mode == "RGB":
-                jpeg = raw
+            if fmt == "JPEG" and (width, height) == (im.width, im.height) and im.mode in ("RGB", "L"):
+                jpeg = raw  # the original bytes: every decoder converts to RGB as the references' PIL loader
             else:
                 resample = getattr(Image.Resampling, RESIZE_FILTERS[opts.resize_filter][0])
                 rgb = im.convert("RGB")

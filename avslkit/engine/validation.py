@@ -50,6 +50,8 @@ class Validator:
         workers: int = 0,
         decoder: str = "tensor",
         max_samples: int | None = None,
+        int16_scale: float = 32768.0,
+        float_rule: str = "fused",
         ids: Sequence[str] | None = None,
     ):
         """`ids`: score exactly these clips (in this order; each must be in `store` and `annotations`)
@@ -92,7 +94,8 @@ class Validator:
             ids = ids[: int(max_samples)]
         self.ids = ids
         self.gt = np.stack([gt_map(ann[i], 224, gt_mode) for i in ids])
-        self.dataset = AVDataset(store_obj, ids=ids, image_transform="test", image_size=image_size, decoder=decoder)
+        self.dataset = AVDataset(store_obj, ids=ids, image_transform="test", image_size=image_size, decoder=decoder,
+                                 int16_scale=int16_scale, transform_opts={"float_rule": float_rule})
         self.batch_size = int(batch_size)
         self.workers = int(workers)
         self.binarize = binarize
@@ -192,6 +195,8 @@ def build_validator(cfg: Mapping[str, Any], held_out_ids: Sequence[str] | None =
         workers=int(v.get("workers", 0)),
         decoder=data.get("decoder", "tensor"),
         max_samples=v.get("max_samples"),
+        int16_scale=float(data.get("int16_scale", 32768)),
+        float_rule=str(data.get("float_rule", "fused")),
     )
     train = data.get("train")
     if not check_validation_inputs(cfg):

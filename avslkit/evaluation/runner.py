@@ -21,7 +21,7 @@ from avslkit.evaluation.baselines import BASELINES, MapSource, baseline_source
 from avslkit.evaluation.items import EvalItem, negative_items, positive_items, read_recorded_extended
 from avslkit.evaluation.protocol import summarize
 from avslkit.metrics.localization import AUC_THRESHOLDS, SIZE_BUCKETS, size_bucket
-from avslkit.metrics.maps import BINARIZERS, EVAL_SIZE, parse_binarize, upsample_maps
+from avslkit.metrics.maps import BINARIZERS, EVAL_SIZE, parse_binarize, scale_maps, upsample_maps
 from avslkit.metrics.samples import SampleStats, sample_stats
 from avslkit.utils.console import log
 from avslkit.utils.io import atomic_path, atomic_write_json
@@ -155,15 +155,17 @@ def check_boxes(ann: Annotations, items: Sequence[EvalItem], strict: bool) -> di
 
 
 def maps_from_checkpoint(ckpt: str | Path, store: str | Path, pairs: Sequence[EvalItem], device: str = "cpu",
-                         batch_size: int = 32, info: dict[str, Any] | None = None) -> np.ndarray:
+                         batch_size: int = 32, info: dict[str, Any] | None = None,
+                         inference: dict[str, Any] | None = None) -> np.ndarray:
     """Absolute score maps (N, h, w) of a trained model for (video, audio) pairs of a test store.
 
+    `inference` is the eval config's `inference` section (null values keep the checkpoint's settings).
     Delegates to `avslkit.methods.predict_maps`, imported lazily (torch models load only when needed).
     `info`, when given, receives which checkpoint file was used, why, and its epoch and step.
     """
     from avslkit.methods import load_task_for_inference, predict_maps  # noqa: PLC0415
 
-    task = load_task_for_inference(ckpt, device)
+    task = load_task_for_inference(ckpt, device, inference=inference)
     if info is not None:
         recorded = dict(getattr(task, "checkpoint_info", None) or {})
         info.update({"file": Path(recorded.get("path", ckpt)).name, "path": str(recorded.get("path", ckpt)),
@@ -173,16 +175,24 @@ def maps_from_checkpoint(ckpt: str | Path, store: str | Path, pairs: Sequence[Ev
 
 # -- per-sample statistics ------------------------------------------------------------------------------
 def compute_stats(items: Sequence[EvalItem], source: MapSource, ann: Annotations, binarize: str = "relative",
-                  gt_mode: str = "auto", chunk_size: int = 256, size: int = EVAL_SIZE) -> SampleStats:
-    """Per-sample cIoU / confidence / area / MSE, chunk by chunk (negatives have an all-zero GT)."""
+                  gt_mode: str = "auto", chunk_size: int = 256, size: int = EVAL_SIZE, upsample: str = "bicubic",
+                  map_scale: str = "raw", tau: float = 0.03, confidence_dtype: str = "float64") -> SampleStats:
+    """Per-sample cIoU / confidence / area / MSE, chunk by chunk (negatives have an all-zero GT).
+
+    Maps are upsampled (`upsample`), then scaled (`map_scale`, `tau`) before confidence and binarisation.
+    """
+    from avslkit.metrics.samples import CONFIDENCE_DTYPES
     from avslkit.utils.console import track
 
     parse_binarize(binarize)
+    if confidence_dtype not in CONFIDENCE_DTYPES:
+        raise AvslError(f"unknown confidence_dtype '{confidence_dtype}' (choose {', '.join(CONFIDENCE_DTYPES)})")
+    scale_maps(np.zeros((1, 1, 1), np.float32), map_scale, tau)  # unknown names fail before any work
     parts = []
     starts = range(0, len(items), chunk_size)
     for a in track(starts, "evaluating", total=len(starts)):
         sel = np.arange(a, min(len(items), a + chunk_size))
-        maps = upsample_maps(np.asarray(source(sel), dtype=np.float32), size)
+        maps = scale_maps(upsample_maps(np.asarray(source(sel), dtype=np.float32), size, upsample), map_scale, tau)
         finite = np.isfinite(maps.reshape(len(sel), -1)).all(axis=1)
         if not finite.all():
             bad = items[sel[int(np.argmin(finite))]].name
@@ -191,7 +201,7 @@ def compute_stats(items: Sequence[EvalItem], source: MapSource, ann: Annotations
         pos = [k for k, i in enumerate(sel) if items[i].is_positive]
         if pos:
             gt[pos] = gt_maps([ann[items[sel[k]].video] for k in pos], size, gt_mode)
-        parts.append(sample_stats(maps, gt, binarize))
+        parts.append(sample_stats(maps, gt, binarize, confidence_dtype=confidence_dtype))
     return SampleStats.concat(parts)
 
 
@@ -221,8 +231,12 @@ def protocol_record(cfg: dict[str, Any], ann: Annotations, source_desc: str) -> 
         "annotations": ann.path,
         "annotation_format": ann.format,
         "ground_truth": cfg["gt"] if cfg["gt"] != "auto" else ("union" if ann.format == "vggss" else "consensus"),
+        "preset": cfg.get("preset"),
+        "preset_auto": bool(cfg.get("preset_auto")),
+        "inference": {k: v for k, v in (cfg.get("inference") or {}).items() if v is not None} if cfg.get("checkpoint") else None,
         "gt_size": EVAL_SIZE,
-        "upsampling": "bicubic, align_corners=True (torch.nn.functional.interpolate)",
+        "upsampling": f"{cfg['upsample']}, align_corners=True (torch.nn.functional.interpolate)",
+        "map_scale": cfg["map_scale"] + (f" (S + 1/tau)/(2/tau), tau = {cfg['tau']}" if cfg["map_scale"] == "tau_bounds" else ""),
         "binarize": cfg["binarize"],
         "binarize_rule": rule.description,
         "minmax_constant_map": "all-zero map",
@@ -230,7 +244,8 @@ def protocol_record(cfg: dict[str, Any], ann: Annotations, source_desc: str) -> 
         "locacc_iou": cfg["iou_thresholds"][0],
         "auc_thresholds": [round(float(t), 2) for t in AUC_THRESHOLDS],
         "auc_rule": "trapezoid of success rate r(t) = mean 1[cIoU >= t]",
-        "confidence": "mean of the top ceil(25%) values of the absolute map after upsampling",
+        "confidence": f"mean of the top ceil(25%) values of the absolute map after upsampling and scaling, "
+                      f"in {cfg['confidence_dtype']}",
         "detection": "TP: pos, conf>=c, cIoU>=iou; FP: neg conf>=c + pos conf>=c cIoU<iou; FN: pos conf<c; "
                      "precision=1 if nothing detected",
         "ap_rule": "thresholds = sorted(conf)[:-1][::-max(1, N//200)]; envelope; sum p~_m (r_{m+1}-r_m)",
@@ -277,6 +292,27 @@ def save_maps_npz(path: Path, names: Sequence[str], source: MapSource, chunk_siz
             np.savez_compressed(fh, names=np.array(list(names)), maps=maps)
 
 
+NO_PRESET = "none"  # --preset none: avslkit's defaults even for an official checkpoint
+
+
+def choose_preset(preset: str | None, checkpoint: str | Path | None) -> tuple[str | None, bool]:
+    """(preset to apply, picked automatically?): an explicit --preset wins ("none" = no preset); an
+    official EZ-VSL/SLAVC checkpoint gets its repository's test preset, and the choice is logged."""
+    if preset is not None:
+        return (None if str(preset) == NO_PRESET else str(preset)), False
+    if checkpoint is None:
+        return None, False
+    from avslkit.methods.inference import OFFICIAL_PRESETS, official_checkpoint_method
+
+    method = official_checkpoint_method(checkpoint)
+    if method is None:
+        return None, False
+    name = OFFICIAL_PRESETS[method]
+    log.info("%s is an official %s checkpoint: evaluating with --preset %s (the conventions of its repository's "
+             "test.py); pass --preset none for avslkit's defaults", checkpoint, {"slavc": "SLAVC", "ezvsl": "EZ-VSL"}[method], name)
+    return name, True
+
+
 def run_evaluation(cfg: dict[str, Any], print_table: bool = True, workspace: dict[str, Any] | None = None) -> dict[str, Any]:
     """Resolve the inputs of a config (see configs/eval.yaml), evaluate, write outputs, return metrics.
 
@@ -309,12 +345,15 @@ def run_evaluation(cfg: dict[str, Any], print_table: bool = True, workspace: dic
         if cfg.get("test") is None:
             raise AvslError("evaluating a checkpoint needs the test clips: pass --test STORE.h5")
         items = items_in_store(items, cfg["test"], bool(cfg.get("skip_missing")))
-        all_maps = maps_from_checkpoint(cfg["checkpoint"], cfg["test"], items, cfg["device"], cfg["batch_size"], checkpoint)
+        inference = {k: v for k, v in (cfg.get("inference") or {}).items() if v is not None}
+        all_maps = maps_from_checkpoint(cfg["checkpoint"], cfg["test"], items, cfg["device"], cfg["batch_size"], checkpoint,
+                                        inference)
         source = lambda sel: all_maps[sel]  # noqa: E731
         desc = f"checkpoint:{cfg['checkpoint']}"
     if not items:
         raise AvslError("nothing to evaluate (empty test list)")
-    stats = compute_stats(items, source, ann, cfg["binarize"], cfg["gt"], cfg["chunk_size"])
+    stats = compute_stats(items, source, ann, cfg["binarize"], cfg["gt"], cfg["chunk_size"], upsample=cfg["upsample"],
+                          map_scale=cfg["map_scale"], tau=cfg["tau"], confidence_dtype=cfg["confidence_dtype"])
     metrics = summarize(stats, np.array([it.kind for it in items], dtype=object), tuple(cfg["iou_thresholds"]),
                         cfg["max_f1"], cfg["negative_type_seed"])
     metrics["protocol"] = protocol_record(cfg, ann, desc)
@@ -336,5 +375,5 @@ def run_evaluation(cfg: dict[str, Any], print_table: bool = True, workspace: dic
     return metrics
 
 
-__all__ = ["BASELINES", "BINARIZERS", "compute_stats", "load_maps_npz", "maps_from_checkpoint", "resolve_items",
+__all__ = ["BASELINES", "BINARIZERS", "choose_preset", "compute_stats", "load_maps_npz", "maps_from_checkpoint", "resolve_items",
            "run_evaluation", "write_samples_csv"]

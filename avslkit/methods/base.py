@@ -167,7 +167,7 @@ class Task:
     def train_datasets(self) -> dict[str, Any]:
         """Named training datasets; the first defines an epoch, the others cycle alongside it."""
         from avslkit.data.annotations import read_id_list
-        from avslkit.data.dataset import AVDataset
+        from avslkit.data.dataset import AVDataset, dataset_options
         from avslkit.data.store import Store
 
         data = self.cfg["data"]
@@ -185,7 +185,7 @@ class Task:
                 ids=ids,
                 image_transform=data.get("train_transform", "train"),
                 image_size=int(self.cfg.get("image_size", 224)),
-                decoder=data.get("decoder", "tensor"),
+                **dataset_options(data),
             )
         }
 

@@ -75,8 +75,8 @@ class AudioVisualTask(Task):
     def audio_features(self, audio: torch.Tensor) -> torch.Tensor:
         """Waveforms (B×L) → the model's audio input on the device; other shapes pass through."""
         audio = audio.to(self.device, non_blocking=True)
-        if audio.dim() <= 2:
-            return self.featurizer(audio.float())
+        if audio.dim() <= 2:  # float64 waveforms (data.int16_scale 32767) stay float64 for a float64 feature
+            return self.featurizer(audio if audio.dtype == torch.float64 else audio.float())
         return audio
 
     def _images(self, images: torch.Tensor) -> torch.Tensor:

@@ -330,14 +330,17 @@ class SemiSupervisedTask(Task):
         aug = self.cfg.get("augment", {}) or {}
         size = int(self.cfg.get("image_size", 224))
         decoder = data.get("decoder", "tensor")
+        scale = float(data.get("int16_scale", 32768))
         labeled = AVDataset(
             data["train"], ids=split.labeled, image_transform=str(aug.get("labeled", "strong")), boxes=self._boxes(split.labeled),
             image_size=size, decoder=decoder, transform_opts=self._strong_opts(str(aug.get("labeled", "strong"))),
+            int16_scale=scale,
         )
         streams: dict[str, Any] = {}
         if self.uses_unlabeled:
             two = TwoViewTransform(size, self.unlabeled_views, int(aug.get("num_ops", 2)), int(aug.get("magnitude", 9)))
-            self.unlabeled_data = GatedDataset(AVDataset(data["train"], ids=split.unlabeled, image_transform=two, image_size=size, decoder=decoder))
+            self.unlabeled_data = GatedDataset(AVDataset(data["train"], ids=split.unlabeled, image_transform=two, image_size=size,
+                                                         decoder=decoder, int16_scale=scale))
             streams["unlabeled"] = self.unlabeled_data
         batch = int(self.cfg.get("batch_size", 1))
         if 0 < len(labeled) < batch:  # fewer labels than one batch: tile them (see RepeatedDataset)
@@ -352,14 +355,14 @@ class SemiSupervisedTask(Task):
 
     def val_dataset(self) -> Any:
         """The held-out annotated clips (test transform, ground-truth maps) for the per-epoch quality logs."""
-        from avslkit.data.dataset import AVDataset
+        from avslkit.data.dataset import AVDataset, dataset_options
 
         split = self.make_split()
         ids = split.val[: int((self.cfg.get("ssl", {}) or {}).get("val_max_samples") or len(split.val))]
         if not ids:
             return None
         return AVDataset(self.cfg["data"]["train"], ids=ids, image_transform="test", boxes=self._boxes(ids),
-                         image_size=int(self.cfg.get("image_size", 224)), decoder=self.cfg["data"].get("decoder", "tensor"))
+                         image_size=int(self.cfg.get("image_size", 224)), **dataset_options(self.cfg["data"]))
 
     # -- stage / epoch hooks --------------------------------------------------------------------
     def warmup_steps(self) -> int | None:

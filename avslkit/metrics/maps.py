@@ -20,11 +20,18 @@ EVAL_SIZE = 224
 CONFIDENCE_TOP_FRACTION = 0.25
 
 
-def upsample_maps(maps: np.ndarray | torch.Tensor, size: int = EVAL_SIZE) -> np.ndarray:
-    """Bicubic upsampling to size×size with align_corners=True (as the reference test scripts).
+#: Upsampling of model maps to the ground-truth grid (torch interpolate, align_corners=True):
+#: bicubic as SLAVC's test.py, bilinear as EZ-VSL's test.py.
+UPSAMPLE_MODES = ("bicubic", "bilinear")
+
+
+def upsample_maps(maps: np.ndarray | torch.Tensor, size: int = EVAL_SIZE, mode: str = "bicubic") -> np.ndarray:
+    """Upsampling to size×size with align_corners=True, `mode` bicubic (default) or bilinear.
 
     Maps already at size×size are returned unchanged (as float32).
     """
+    if mode not in UPSAMPLE_MODES:
+        raise AvslError(f"unknown upsampling '{mode}' (choose {', '.join(UPSAMPLE_MODES)})")
     if isinstance(maps, torch.Tensor):
         t = maps.detach().float().cpu()
     else:
@@ -37,8 +44,30 @@ def upsample_maps(maps: np.ndarray | torch.Tensor, size: int = EVAL_SIZE) -> np.
     if t.ndim != 3:
         raise AvslError(f"score maps must be (N, H, W); got shape {tuple(t.shape)}")
     if tuple(t.shape[-2:]) != (size, size):
-        t = F.interpolate(t[:, None], size=(size, size), mode="bicubic", align_corners=True)[:, 0]
+        t = F.interpolate(t[:, None], size=(size, size), mode=mode, align_corners=True)[:, 0]
     return t.numpy()
+
+
+def _raw(maps: np.ndarray, tau: float) -> np.ndarray:
+    return maps
+
+
+def _tau_bounds(maps: np.ndarray, tau: float) -> np.ndarray:
+    lo, hi = -1.0 / tau, 1.0 / tau  # python floats, float32 arithmetic: SLAVC test.py's min_max_norm
+    return (maps - lo) / (hi - lo)
+
+
+#: Map scalings applied after upsampling, before confidence and binarisation: "raw" keeps the model's
+#: cos/τ scores; "tau_bounds" maps [−1/τ, 1/τ] onto [0, 1] as SLAVC's test.py (so confidences and
+#: absolute:T thresholds see the bounded map).
+MAP_SCALES: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {"raw": _raw, "tau_bounds": _tau_bounds}
+
+
+def scale_maps(maps: np.ndarray, rule: str = "raw", tau: float = 0.03) -> np.ndarray:
+    """Apply the map scaling `rule` (MAP_SCALES) to float32 maps, in float32."""
+    if rule not in MAP_SCALES:
+        raise AvslError(f"unknown map_scale '{rule}' (choose {', '.join(MAP_SCALES)})")
+    return MAP_SCALES[rule](np.asarray(maps, dtype=np.float32), float(tau))
 
 
 def minmax_normalize(maps: np.ndarray) -> np.ndarray:

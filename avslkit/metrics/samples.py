@@ -31,6 +31,8 @@ from avslkit.metrics._kernels import map_sums
 from avslkit.metrics.maps import CONFIDENCE_TOP_FRACTION, parse_binarize
 
 _FIELDS = ("ciou", "confidence", "area", "mse")
+#: Precision of the confidence (mean of the top 25 %): float64 (avslkit) or float32 (SLAVC test.py).
+CONFIDENCE_DTYPES = ("float64", "float32")
 
 
 @dataclass
@@ -65,14 +67,18 @@ def default_workers() -> int:
 
 def sample_stats(maps_abs: np.ndarray, gt: np.ndarray, binarize_spec: str = "relative",
                  top_fraction: float = CONFIDENCE_TOP_FRACTION, block: int = BLOCK,
-                 workers: int | None = None) -> SampleStats:
+                 workers: int | None = None, confidence_dtype: str = "float64") -> SampleStats:
     """cIoU, confidence (mean of the top 25% of the absolute map), GT area and MSE for N maps.
 
     `maps_abs` (N, H, W) are absolute score maps already at the ground-truth resolution; `gt` the
     (N, H, W) ground-truth maps (zeros for negatives; values multiples of 0.5 in [0, 1]). Work is
     vectorised over blocks of `block` samples, spread over `workers` threads (numpy releases the
     GIL in the heavy calls; default: every core this process may use). The results depend on neither.
+    `confidence_dtype` "float32" averages the sorted top values in float32 (numpy's pairwise mean of a
+    float32 map, as SLAVC's test.py) instead of float64.
     """
+    if confidence_dtype not in CONFIDENCE_DTYPES:
+        raise ValueError(f"confidence_dtype must be one of {', '.join(CONFIDENCE_DTYPES)}, got {confidence_dtype!r}")
     rule, value = parse_binarize(binarize_spec)
     x = np.ascontiguousarray(maps_abs, dtype=np.float32)
     g = np.ascontiguousarray(gt, dtype=np.float32)
@@ -90,7 +96,7 @@ def sample_stats(maps_abs: np.ndarray, gt: np.ndarray, binarize_spec: str = "rel
         work = getattr(local, "work", None)
         if work is None:  # one set of work arrays per thread
             work = local.work = _Buffers(min(block, n_samples), flat_all.shape[1])
-        return _block_stats(flat_all[a:a + block], g_all[a:a + block], rule, value, top_fraction, work)
+        return _block_stats(flat_all[a:a + block], g_all[a:a + block], rule, value, top_fraction, work, confidence_dtype)
 
     if n_workers == 1:
         return SampleStats.concat([one_block(a) for a in starts])
@@ -126,7 +132,7 @@ def _kernel_mode(rule) -> int:
 
 
 def _block_stats(flat: np.ndarray, g: np.ndarray, rule, value: float | None, top_fraction: float,
-                 work: _Buffers) -> SampleStats:
+                 work: _Buffers, confidence_dtype: str = "float64") -> SampleStats:
     rows, n = flat.shape
     part = work.part[:rows]
     k_top = max(1, math.ceil(n * top_fraction))
@@ -146,10 +152,13 @@ def _block_stats(flat: np.ndarray, g: np.ndarray, rule, value: float | None, top
     t_k, hi = top.min(axis=1), top.max(axis=1)
     if not split:
         lo = upper.min(axis=1)
-    conf = top.sum(axis=1, dtype=np.float64) / k_top  # = the reference's sorted mean where exact
-    inexact = ~_sum_is_exact(t_k, hi, k_top)
-    if inexact.any():
-        conf[inexact] = np.sort(top[inexact], axis=1).astype(np.float64).mean(axis=1)
+    if confidence_dtype == "float32":  # np.sort(x)[-k:].mean() of each float32 map, row by row
+        conf = np.array([row.mean() for row in np.sort(top, axis=1)], dtype=np.float64)
+    else:
+        conf = top.sum(axis=1, dtype=np.float64) / k_top  # = the reference's sorted mean where exact
+        inexact = ~_sum_is_exact(t_k, hi, k_top)
+        if inexact.any():
+            conf[inexact] = np.sort(top[inexact], axis=1).astype(np.float64).mean(axis=1)
 
     rng = hi - lo
     rng[rng == 0] = 1  # constant maps become all-zero (see metrics.maps.minmax_normalize)
