@@ -365,6 +365,36 @@ def test_frames_audio_layout(tmp_path):
     assert report.n_stored == 2 and [f.id for f in report.failures] == ["zzz"]
 
 
+def test_cli_preprocess_test_preset_keeps_original_frames_and_the_reference_window(tmp_path):
+    """--preset ezvsl-test: original JPEG bytes (colour and greyscale, any size), silent clips kept, and
+    the odd-length wav cut where the references' reader cuts it (sample 1, not the rounded 2)."""
+    from typer.testing import CliRunner
+
+    from avslkit.cli.main import app
+
+    root = tmp_path / "dump"
+    (root / "frames").mkdir(parents=True)
+    (root / "audio").mkdir()
+    rng = np.random.default_rng(2)
+    Image.fromarray(rng.integers(0, 255, (333, 500, 3), dtype=np.uint8)).save(root / "frames" / "odd.jpg", quality=80)
+    Image.fromarray(rng.integers(0, 255, (200, 150), dtype=np.uint8)).save(root / "frames" / "grey.jpg")
+    wavfile.write(root / "audio" / "odd.wav", SR, np.arange(48003, dtype=np.int64).astype(np.int16))
+    wavfile.write(root / "audio" / "grey.wav", SR, np.zeros(SR * 4, np.int16))  # silent: the references keep it
+    out = tmp_path / "s.h5"
+    res = CliRunner().invoke(app, ["preprocess", str(root), "--out", str(out), "--preset", "ezvsl-test", "--workers", "0", "-q"])
+    assert res.exit_code == 0, res.output
+    with Store(out) as s:
+        for cid in ("odd", "grey"):
+            assert s.frame_bytes(s.index_of(cid)) == (root / "frames" / f"{cid}.jpg").read_bytes()
+        assert s.audio_int16(s.index_of("odd"))[:3].tolist() == [1, 2, 3]
+    saved = (out.parent / (out.name + ".config.yaml")).read_text()
+    assert "preset: ezvsl-test" in saved and "window_rule: seek_truncate" in saved
+    rounded = preprocess(root, tmp_path / "r.h5", workers=0, cfg={"frame_size": 0, "allow_silent": True}, progress=False)
+    assert rounded.n_stored == 2
+    with Store(tmp_path / "r.h5") as s:
+        assert s.audio_int16(s.index_of("odd"))[:3].tolist() == [2, 3, 4]  # avslkit default: nearest sample
+
+
 # -- CLI ----------------------------------------------------------------------------------------------
 
 
