@@ -114,6 +114,15 @@ def test_audio_window_is_exact_slice_centred_on_time(media, t):
     np.testing.assert_array_equal(rec.audio, ref[start : start + 3 * SR])
 
 
+def test_window_rule_applies_to_video_audio(media):
+    """start = 2.000046875 − 1.5 s = 8000.75 samples: truncate takes sample 8000, round 8001."""
+    ref = wavfile.read(str(media["ref"]))[1]
+    t = 1.5 + 8000.75 / SR
+    for rule, start in (("truncate", 8000), ("round", 8001)):
+        rec = read_clip(media["pcm"], t, sample_rate=SR, audio_seconds=3.0, window_rule=rule)
+        np.testing.assert_array_equal(rec.audio, ref[start : start + 3 * SR])
+
+
 def test_window_running_past_the_end_is_tiled_or_zero_padded(media):
     ref = wavfile.read(str(media["ref"]))[1]
     rec = read_clip(media["pcm"], 4.0)  # start 2.5 s, only 2.0 s left in a 4.5 s clip

@@ -292,7 +292,8 @@ def _audio_window(container: "object", astream: "object", time: float, opts: Cli
         for frame in container.decode(astream):  # type: ignore[attr-defined]
             if first_time is None:
                 frame_time = float(frame.time) if frame.time is not None else 0.0
-                skip = int(round((start - frame_time) * frame.sample_rate))
+                lead = (start - frame_time) * frame.sample_rate  # window_rule, applied at the source rate
+                skip = int(round(lead)) if opts.window_rule == "round" else int(lead)
                 if skip >= frame.samples:
                     continue  # pre-roll before the window
                 if skip > 0:
@@ -330,6 +331,7 @@ def read_clip(
     allow_silent: bool = False,
     silence_floor: float = 1e-4,
     decoder_threads: int = 0,
+    window_rule: str = "round",
     clip_id: str | None = None,
     label: str = "",
 ) -> ClipRecord:
@@ -339,7 +341,7 @@ def read_clip(
     video stream, time past the end unless `clamp_time`, silent audio unless `allow_silent`).
     """
     opts = ClipOptions(sample_rate, audio_seconds, short_audio, frame_size, jpeg_quality, resize_filter,
-                       clamp_time, allow_silent, silence_floor, decoder_threads).validate()
+                       clamp_time, allow_silent, silence_floor, decoder_threads, window_rule).validate()
     return read_clip_with(Path(path), time, opts, clip_id=clip_id, label=label)
 
 
