@@ -118,6 +118,8 @@ _TRAIN: dict[str, Rule] = {
     "channels_last": Bool(),
     "deterministic": Bool(),
     "data.decoder": Choice("tensor", "pil"),
+    "data.float_rule": Choice("fused", "reference"),
+    "data.int16_scale": Choice(32768, 32767),
     "data.val_labeled": Int(0, also=("auto",)),  # auto = min(500, 10% of the annotated clips)
     "optim.name": Choice("adam", "adamw", "sgd"),
     "optim.lr": Positive(),
@@ -164,6 +166,7 @@ _PREPROCESS: dict[str, Rule] = {
     "sample_rate": Int(1000, 384000),
     "audio_seconds": Positive(),
     "short_audio": Choice("tile", "zeros"),
+    "window_rule": Choice("round", "truncate", "seek_truncate"),
     "allow_silent": Bool(),
     "silence_floor": Float(0, 1),
     "clamp_time": Bool(),
@@ -185,6 +188,16 @@ _EVAL: dict[str, Rule] = {
     "batch_size": Int(1),
     "chunk_size": Int(1),
     "save_maps": Bool(),
+    "preset_auto": Bool(),
+    "upsample": Choice("bicubic", "bilinear"),
+    "map_scale": Choice("raw", "tau_bounds"),
+    "tau": Positive(),
+    "confidence_dtype": Choice("float64", "float32"),
+    "inference.use_momentum_eval": Choice(True, False, nullable=True),
+    "inference.decoder": Choice("tensor", "pil", nullable=True),
+    "inference.float_rule": Choice("fused", "reference", nullable=True),
+    "inference.int16_scale": Choice(32768, 32767, nullable=True),
+    "inference.spectrogram_backend": Choice("torch", "scipy", nullable=True),
 }
 
 #: command → {dotted key: rule}. The one place where the type and range of a config value is declared.

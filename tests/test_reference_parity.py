@@ -279,3 +279,18 @@ def test_eval_of_an_official_checkpoint_picks_its_preset_and_an_explicit_flag_wi
     plain = run("--preset", "none")
     assert plain["protocol"]["preset"] is None and plain["protocol"]["map_scale"] == "raw"
     assert plain["protocol"]["upsampling"].startswith("bicubic") and "float64" in plain["protocol"]["confidence"]
+
+
+def test_reference_options_are_checked_with_one_line_errors():
+    from avslkit.config import ConfigError
+    from avslkit.config_spec import check_config
+
+    for cfg, command, key in (({"upsample": "nearest"}, "eval", "upsample=nearest"),
+                              ({"inference": {"int16_scale": 32000}}, "eval", "inference.int16_scale=32000"),
+                              ({"window_rule": "floor"}, "preprocess", "window_rule=floor"),
+                              ({"data": {"float_rule": "exact"}}, "train", "data.float_rule=exact")):
+        with pytest.raises(ConfigError, match=f"config key {key} is not allowed"):
+            check_config(cfg, command)
+    for name in ("slavc-test", "ezvsl-test"):
+        check_config(load_config("eval", preset=preset_layer(name, "eval")), "eval")
+        check_config(load_config("preprocess", preset=preset_layer(name, "preprocess")), "preprocess")
