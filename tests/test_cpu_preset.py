@@ -85,7 +85,7 @@ def test_cpu_small_synth_section_and_explicit_flags_win(tmp_path, monkeypatch):
         seen.update(kwargs)
         raise SystemExit(0)
 
-    monkeypatch.setattr("avslkit.cli.synth.generate", fake_generate)
+    monkeypatch.setattr(gen, "generate", fake_generate)  # the command imports it when it runs
     runner.invoke(app, ["synth", str(tmp_path / "toy"), "--preset", "cpu-small", "--clips", "12", "--size", "64"])
     assert seen["n_clips"] == 12 and seen["size"] == 64  # explicit flags win
     assert seen["n_classes"] == 8 and tuple(seen["size_range"]) == (0.1, 0.75) and seen["fps"] == 10  # the rest from the preset

@@ -4,16 +4,19 @@ workspace's data/train.h5 + data/test.h5, split by the split files found beside 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 from rich.table import Table
 
 from avslkit.cli.common import fail, user_errors
 from avslkit.config import load_config, preset_layer
-from avslkit.data.preprocess import LAYOUTS, NoClipsStoredError, PreprocessReport, config_path, preprocess
-from avslkit.data.store import Failure
+from avslkit.data.layouts import LAYOUTS
 from avslkit.utils.console import is_quiet, plain, setup_logging, stderr_console
+
+if TYPE_CHECKING:  # the decoders (numpy, h5py, PyAV) load only when preprocess runs, not for --help
+    from avslkit.data.preprocess import PreprocessReport
+    from avslkit.data.store import Failure
 
 _MAX_FAILURE_ROWS = 20
 
@@ -87,6 +90,8 @@ def command(
 
     Example: avslkit preprocess videos/   (explicit: avslkit preprocess videos/ --out train.h5 --workers 4 --timestamps times.csv)
     """
+    from avslkit.data.preprocess import NoClipsStoredError, config_path, preprocess
+
     if quiet:
         setup_logging(quiet=True)
     extra = {"sample_rate": sample_rate, "audio_seconds": audio_seconds, "frame_size": frame_size,

@@ -10,7 +10,6 @@ from rich.console import Console
 from rich.table import Table
 
 from avslkit.cli.common import user_errors
-from avslkit.data.store import Store
 from avslkit.utils.console import plain
 
 app = typer.Typer(help="Inspect HDF5 clip stores. Example: avslkit store info toy/train.h5", no_args_is_help=True)
@@ -27,6 +26,8 @@ def info(
 
     Example: avslkit store info toy/train.h5 --failures
     """
+    from avslkit.data.store import Store  # h5py: loaded only when a store is read, not for --help
+
     with Store(store) as s:
         summary = s.summary()
         fails = s.failures()

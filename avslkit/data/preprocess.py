@@ -52,7 +52,7 @@ from avslkit.errors import AvslError
 from avslkit.utils.console import log, make_progress
 
 #: Input layouts: a tree of video files, or the frames/<id>.jpg + audio/<id>.wav dumps of the public repos.
-LAYOUTS: tuple[str, ...] = ("auto", "videos", "frames-audio")
+from avslkit.data.layouts import LAYOUTS  # noqa: E402  (defined where the CLI can read it cheaply)
 _HEADER_WORDS = {"id", "file", "video", "path", "clip", "name", "filename", "ytid", "youtube_id"}
 _TIME_HEADER_WORDS = {"time", "t", "timestamp", "seconds", "sec", "start", "time_s"}
 #: Preprocess options that change what is stored for a clip: a resumed or extended store must be made
