@@ -198,6 +198,7 @@ _EVAL: dict[str, Rule] = {
     "inference.float_rule": Choice("fused", "reference", nullable=True),
     "inference.int16_scale": Choice(32768, 32767, nullable=True),
     "inference.spectrogram_backend": Choice("torch", "scipy", nullable=True),
+    "save_maps_dtype": Choice("float32", "float16"),
 }
 
 #: command → {dotted key: rule}. The one place where the type and range of a config value is declared.

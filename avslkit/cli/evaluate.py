@@ -13,7 +13,7 @@ from avslkit.cli.common import user_errors
 @user_errors
 def command(
     checkpoint: Optional[Path] = typer.Argument(None, help="Run directory or checkpoint (needs the training methods); default: the workspace's latest run."),
-    maps: Optional[Path] = typer.Option(None, "--maps", help="MAPS.npz: 'names' (N,) and 'maps' (N,H,W) absolute score maps; negatives named '<video>__<audio>'."),
+    maps: Optional[Path] = typer.Option(None, "--maps", help="MAPS.npz (or .npy + STEM.names.txt, or .h5): 'names' (N,) and 'maps' (N,H,W) absolute score maps, native resolution (e.g. 7x7, upsampled here) or 224, float16/32; negatives named '<video>__<audio>'."),
     annotations: Optional[Path] = typer.Option(None, "--annotations", help="vggss.json or Flickr XML directory (default: the workspace's annotations)."),
     test_list: Optional[Path] = typer.Option(None, "--test-list", help="Positives (csv/txt id list; default: the workspace's test_list)."),
     test: Optional[Path] = typer.Option(None, "--test", help="Test store (frames for OGL/checkpoints, recorded extended set; default: the workspace's stores.test)."),
@@ -33,7 +33,7 @@ def command(
     preset: Optional[str] = typer.Option(None, "--preset", help="Named settings bundle whose eval section applies after the defaults (avslkit/configs/presets/), or a preset YAML path; 'none' for no preset. An official EZ-VSL/SLAVC checkpoint gets ezvsl-test/slavc-test unless given."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML overriding configs/eval.yaml."),
     set_: List[str] = typer.Option([], "--set", help="key=value override (repeatable)."),
-    save_maps: bool = typer.Option(False, "--save-maps", help="Also write <out>.maps.npz (every sample's map) for 'avslkit viz'."),
+    save_maps: bool = typer.Option(False, "--save-maps", help="Also write <out>.maps.npz (every sample's map at its native resolution, uncompressed) for 'avslkit viz'."),
 ) -> None:
     """Evaluate localisation maps with the published protocol (LocAcc, AUC, AP, max-F1, MSE).
 

@@ -77,27 +77,11 @@ def resolve_items(ann: Annotations, test_list: str | Path | None, store: str | P
 
 
 def load_maps_npz(path: str | Path) -> tuple[list[str], np.ndarray]:
-    """Read MAPS.npz: `names` (N,) str and `maps` (N, H, W) float absolute score maps."""
-    p = Path(path)
-    if not p.is_file():
-        raise AvslError(f"maps file not found: {p} (write an .npz with 'names' and 'maps' arrays)")
-    try:
-        with np.load(p, allow_pickle=False) as z:
-            if "names" not in z or "maps" not in z:
-                raise AvslError(f"{p}: needs arrays 'names' (N,) and 'maps' (N, H, W); found {sorted(z.files)}")
-            names = [str(n) for n in z["names"]]
-            maps = np.asarray(z["maps"])
-    except (ValueError, OSError) as exc:
-        raise AvslError(f"{p}: cannot read as .npz ({exc})") from exc
-    seen: dict[str, int] = {}
-    for k, name in enumerate(names):
-        if name in seen:
-            raise AvslError(f"{p}: the map name '{name}' appears twice (rows {seen[name]} and {k}); "
-                            "each sample needs exactly one map, remove the duplicate")
-        seen[name] = k
-    if maps.ndim != 3 or maps.shape[0] != len(names):
-        raise AvslError(f"{p}: 'maps' must be (N, H, W) with N = len(names) = {len(names)}; got {maps.shape}")
-    return names, maps
+    """Names and (N, H, W) absolute score maps of a maps file: .npz (memory-mapped when stored
+    uncompressed), .npy + STEM.names.txt, or .h5 (see `evaluation.maps_io`)."""
+    from avslkit.evaluation.maps_io import read_maps
+
+    return read_maps(path)
 
 
 def npz_source(names: Sequence[str], maps: np.ndarray, items: list[EvalItem], skip_missing: bool,
@@ -282,14 +266,12 @@ def _print_table(metrics: dict[str, Any], title: str) -> None:
                          f"  AP@0.75 {f(metrics['at_iou_0.75']['ap']) if 'at_iou_0.75' in metrics else '—'}")
 
 
-def save_maps_npz(path: Path, names: Sequence[str], source: MapSource, chunk_size: int = 256) -> None:
-    """Write the absolute maps of `names` (taken from `source` chunk by chunk) to an npz, atomically."""
-    n = len(names)
-    maps = np.concatenate([np.asarray(source(np.arange(a, min(n, a + chunk_size))), dtype=np.float32)
-                           for a in range(0, n, chunk_size)]) if n else np.zeros((0, 1, 1), np.float32)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, names=np.array(list(names)), maps=maps)
+def save_maps_npz(path: Path, names: Sequence[str], source: MapSource, chunk_size: int = 256,
+                  dtype: str = "float32") -> None:
+    """Write the absolute maps of `names` (from `source`, at its resolution) to an uncompressed npz, atomically."""
+    from avslkit.evaluation.maps_io import save_maps
+
+    save_maps(path, names, source, chunk_size, dtype)
 
 
 NO_PRESET = "none"  # --preset none: avslkit's defaults even for an official checkpoint
@@ -368,7 +350,8 @@ def run_evaluation(cfg: dict[str, Any], print_table: bool = True, workspace: dic
     atomic_write_json(out, metrics)
     write_samples_csv(out.with_suffix(".samples.csv"), items, stats)
     if cfg.get("save_maps"):  # for `avslkit viz`: the maps just scored, without running the model again
-        save_maps_npz(out.with_suffix(".maps.npz"), [it.name for it in items], source, cfg["chunk_size"])
+        save_maps_npz(out.with_suffix(".maps.npz"), [it.name for it in items], source, cfg["chunk_size"],
+                      cfg.get("save_maps_dtype", "float32"))
     save_config(cfg, out.with_suffix(".config.yaml"))
     if print_table:
         _print_table(metrics, desc)

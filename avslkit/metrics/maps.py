@@ -7,14 +7,16 @@ normalised across a batch.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from avslkit.errors import AvslError
+
+if TYPE_CHECKING:  # torch is imported only to upsample (maps already at the evaluation size never need it)
+    import torch
 
 EVAL_SIZE = 224
 CONFIDENCE_TOP_FRACTION = 0.25
@@ -28,22 +30,27 @@ UPSAMPLE_MODES = ("bicubic", "bilinear")
 def upsample_maps(maps: np.ndarray | torch.Tensor, size: int = EVAL_SIZE, mode: str = "bicubic") -> np.ndarray:
     """Upsampling to size×size with align_corners=True, `mode` bicubic (default) or bilinear.
 
-    Maps already at size×size are returned unchanged (as float32).
+    Maps already at size×size are returned unchanged (as float32), without importing torch.
     """
     if mode not in UPSAMPLE_MODES:
         raise AvslError(f"unknown upsampling '{mode}' (choose {', '.join(UPSAMPLE_MODES)})")
-    if isinstance(maps, torch.Tensor):
+    torch_module = sys.modules.get("torch")  # a tensor exists only if torch is loaded
+    if torch_module is not None and isinstance(maps, torch_module.Tensor):
         t = maps.detach().float().cpu()
     else:
         arr = np.asarray(maps, dtype=np.float32)
         if arr.ndim == 3 and arr.shape[-2:] == (size, size):
             return arr
+        import torch
+
         t = torch.from_numpy(np.array(arr, dtype=np.float32, copy=True))
     if t.ndim == 2:
         t = t[None]
     if t.ndim != 3:
         raise AvslError(f"score maps must be (N, H, W); got shape {tuple(t.shape)}")
     if tuple(t.shape[-2:]) != (size, size):
+        import torch.nn.functional as F
+
         t = F.interpolate(t[:, None], size=(size, size), mode=mode, align_corners=True)[:, 0]
     return t.numpy()
 
