@@ -10,6 +10,15 @@ the steadier ones on a shared machine: both implementations are single-threaded 
 that every per-sample number and every summary metric is identical.
 
     python benchmarks/bench_eval.py --n 10000
+
+Whole-process mode (`--whole-process`): what a user times. `avslkit eval --maps` runs as a child
+process against the reference evaluator as a child process (`--reference-run`: np.load of the maps
+file, torch bicubic upsampling when the maps are not 224×224 -- torch imported only then --, the
+per-sample numpy loop of `metrics.reference`, its aggregates), on the same files, in interleaved
+rounds, wall and CPU (`wait4`) per run, median of `--rounds`; both metrics.json are compared.
+
+    python benchmarks/bench_eval.py --whole-process --n 10000 --native 7 --rounds 3
+    python benchmarks/bench_eval.py --whole-process --n 10000 --native 0 --rounds 3   # 224 float32 maps
 """
 
 from __future__ import annotations
@@ -18,13 +27,13 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from avslkit.evaluation.protocol import summarize
 from avslkit.metrics import reference as ref
-from avslkit.metrics.samples import SampleStats, default_workers, sample_stats
 
 SIZE = 224
 
@@ -52,14 +61,121 @@ def make_chunk(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray
     return maps, gt, kinds
 
 
+def whole_process_data(n: int, native: int, seed: int = 0) -> Path:
+    """Cached inputs of the whole-process runs: half positives (vggss.json + test list), half
+    negatives (SLAVC-style extended CSV, easy and hard), and an uncompressed maps .npz (np.savez)
+    at `native`×`native` (0: 224×224) float32."""
+    root = Path(os.environ.get("TMPDIR", "/tmp")) / f"avslkit_bench_eval_{n}_{native or SIZE}_{seed}"
+    if (root / "maps.npz").is_file():
+        return root
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    n_pos = n // 2
+    ids = [f"clip{k:06d}_000001" for k in range(n_pos)]
+    x1, y1 = rng.uniform(0, 0.8, n_pos), rng.uniform(0, 0.8, n_pos)
+    x2, y2 = np.minimum(x1 + rng.uniform(0.04, 0.9, n_pos), 1), np.minimum(y1 + rng.uniform(0.04, 0.9, n_pos), 1)
+    ann = [{"file": i, "class": f"class{k % 20}", "bbox": [[float(a), float(b), float(c), float(d)]]}
+           for k, (i, a, b, c, d) in enumerate(zip(ids, x1, y1, x2, y2))]
+    (root / "vggss.json").write_text(json.dumps(ann))
+    (root / "test.csv").write_text("\n".join(ids) + "\n")
+    partners = rng.integers(0, n_pos, n - n_pos)
+    negs = [(ids[k % n_pos], ids[int(p)] if int(p) != k % n_pos else ids[(k + 1) % n_pos]) for k, p in enumerate(partners)]
+    (root / "ext.csv").write_text("video,audio,label\n" + "".join(f"{v},{a},non-sounding\n" for v, a in negs))
+    names = ids + [f"{v}__{a}" for v, a in negs]
+    res = native or SIZE
+    yy, xx = np.mgrid[0:res, 0:res].astype(np.float32)
+    cx = ((np.r_[x1, rng.uniform(0, 1, n - n_pos)] + np.r_[x2, rng.uniform(0, 1, n - n_pos)]) / 2 * res
+          + rng.normal(0, res / 9, n))
+    cy = ((np.r_[y1, rng.uniform(0, 1, n - n_pos)] + np.r_[y2, rng.uniform(0, 1, n - n_pos)]) / 2 * res
+          + rng.normal(0, res / 9, n))
+    s = rng.uniform(res / 20, res / 4, n)
+    amp = rng.uniform(0.2, 3.0, n)
+    maps = np.empty((n, res, res), np.float32)
+    for i in range(n):
+        maps[i] = amp[i] * np.exp(-((xx - cx[i]) ** 2 + (yy - cy[i]) ** 2) / (2 * s[i] ** 2))
+        maps[i] += rng.normal(0, 0.05, (res, res)).astype(np.float32)
+    np.savez(root / "maps.npz", names=np.array(names), maps=maps)
+    return root
+
+
+def reference_run(root: Path, out: Path) -> None:
+    """The reference evaluator as one process: the researcher's script (see module docstring)."""
+    from avslkit.data.annotations import gt_maps, read_annotations, read_extended_csv, read_id_list
+    from avslkit.evaluation.items import negative_items, positive_items
+
+    # the inputs parsed as `avslkit eval` parses them (only numpy is imported: no numba, no torch)
+    ann = read_annotations(root / "vggss.json", "auto")
+    items = positive_items(read_id_list(root / "test.csv")) + negative_items(read_extended_csv(root / "ext.csv"), ann.classes())
+    z = np.load(root / "maps.npz")
+    names, maps = list(z["names"]), z["maps"]
+    index = {n: k for k, n in enumerate(names)}
+    rows = [index[it.name] for it in items]
+    per = []
+    for a in range(0, len(items), 256):  # upsample batch by batch, as the test scripts do per loader batch
+        batch = maps[rows[a:a + 256]]
+        if batch.shape[-2:] != (SIZE, SIZE):
+            import torch
+            import torch.nn.functional as F
+
+            batch = F.interpolate(torch.from_numpy(batch)[:, None], size=(SIZE, SIZE), mode="bicubic",
+                                  align_corners=True)[:, 0].numpy()
+        for k, m in enumerate(batch):
+            it = items[a + k]
+            g = gt_maps([ann[it.video]], SIZE)[0] if it.is_positive else np.zeros((SIZE, SIZE), np.float32)
+            per.append(ref.sample_stats(m, g, "relative"))
+    metrics = ref.summarize_reference([r["ciou"] for r in per], [r["conf"] for r in per], [r["area"] for r in per],
+                                      [r["mse"] for r in per], [it.kind for it in items])
+    out.write_text(json.dumps(metrics))
+
+
+def whole_process(args: argparse.Namespace) -> None:
+    from whole_process import interleaved, load_note, ratio_lines
+
+    t0 = time.perf_counter()
+    root = whole_process_data(args.n, args.native, args.seed)
+    print(f"data: {root} ({(root / 'maps.npz').stat().st_size / 1e6:.0f} MB maps.npz, uncompressed; "
+          f"prepared in {time.perf_counter() - t0:.1f} s, not timed)")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    ours_out, ref_out = root / "ours" / "metrics.json", root / "reference.json"
+    candidates = {
+        "avslkit eval": [sys.executable, "-m", "avslkit", "-q", "eval", "--maps", str(root / "maps.npz"),
+                         "--annotations", str(root / "vggss.json"), "--test-list", str(root / "test.csv"),
+                         "--extended-csv", str(root / "ext.csv"), "--out", str(ours_out)],
+        "reference evaluator": [sys.executable, __file__, "--reference-run", str(root), "--reference-out", str(ref_out)],
+    }
+    if args.warm:  # fill the page cache and the numba cache once, untimed, for both
+        interleaved(candidates, 1, env={k: env for k in candidates})
+    print(f"{load_note()} (before)")
+    series = interleaved(candidates, args.rounds, env={k: env for k in candidates})
+    print(f"{load_note()} (after)")
+    res = args.native or SIZE
+    print(f"whole process, N = {args.n} maps at {res}x{res} float32, {args.rounds} interleaved rounds:")
+    print("\n".join(ratio_lines(series, "avslkit eval", "reference evaluator")))
+    ours, theirs = json.loads(ours_out.read_text()), json.loads(ref_out.read_text())
+    same = {k: ours[k] == theirs[k] for k in ("locacc", "auc", "ap", "max_f1", "mse", "mean_ciou")}
+    print(f"metrics identical to the reference: {same}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--whole-process", action="store_true", help="time avslkit eval and the reference as processes")
+    ap.add_argument("--native", type=int, default=7, help="whole-process: map side in the file (0 = 224)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--warm", action="store_true", help="whole-process: one untimed round first")
+    ap.add_argument("--reference-run", type=Path, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--reference-out", type=Path, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, default=10000)
     ap.add_argument("--chunk", type=int, default=250)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=None,
                     help="threads of the vectorised per-sample stage (default: every usable core)")
     args = ap.parse_args()
+    if args.reference_run is not None:
+        return reference_run(args.reference_run, args.reference_out)
+    if args.whole_process:
+        return whole_process(args)
+    from avslkit.evaluation.protocol import summarize
+    from avslkit.metrics.samples import SampleStats, default_workers, sample_stats
 
     rng = np.random.default_rng(args.seed)
     fast_parts, slow_rows, all_kinds = [], [], []

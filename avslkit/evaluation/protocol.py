@@ -7,13 +7,15 @@ LocAcc, mean cIoU, AUC and MSE use positives only.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from avslkit.metrics.detection import average_precision, max_f1
 from avslkit.metrics.localization import SIZE_BUCKETS, locacc, size_bucket, success_auc
-from avslkit.metrics.samples import SampleStats
+
+if TYPE_CHECKING:  # only a type here: the numba kernel behind it loads where maps are scored
+    from avslkit.metrics.samples import SampleStats
 
 POSITIVE = "positive"
 NEGATIVE_TYPES = ("real", "easy", "hard", "unknown")

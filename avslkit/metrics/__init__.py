@@ -18,10 +18,18 @@ from avslkit.metrics.localization import (
     success_rates,
 )
 from avslkit.metrics.maps import BINARIZERS, binarize, confidence, minmax_normalize, parse_binarize, upsample_maps
-from avslkit.metrics.samples import SampleStats, sample_stats
 
 __all__ = [
     "AUC_THRESHOLDS", "BINARIZERS", "SIZE_BUCKETS", "SampleStats", "average_precision", "binarize", "ciou",
     "confidence", "f1_scores", "gt_area", "locacc", "max_f1", "minmax_normalize", "mse", "parse_binarize",
     "precision_recall", "sample_stats", "size_bucket", "success_auc", "success_rates", "upsample_maps",
 ]
+
+
+def __getattr__(name: str):
+    """`SampleStats` / `sample_stats` load `metrics.samples` (and numba) on first use, not on import."""
+    if name in ("SampleStats", "sample_stats"):
+        from avslkit.metrics import samples
+
+        return getattr(samples, name)
+    raise AttributeError(f"module 'avslkit.metrics' has no attribute {name!r}")
