@@ -11,7 +11,16 @@ Also reported: store bytes per clip; peak RSS of preprocessing at 50 / 200 / 400
 and largest worker; must not grow with the clip count); JPEG vs raw uint8 frame storage (bytes and
 read+decode time per frame).
 
+Whole-process mode (`--whole-process`), what a user times: `avslkit preprocess LIST --out STORE -j N`
+as a child process against the naive baseline as a child process -- `xargs -P N` running, per clip,
+`ffmpeg -ss t -i clip -frames:v 1 f.jpg` then `ffmpeg -ss t-1.5 -t 3 -i clip -vn -ac 1 -ar 16000 a.wav`
+(no read-back) --, in interleaved rounds, wall and CPU (`wait4`, children included), median of
+`--repeats`. `--steps K` adds the CPU ms per clip of each step of avslkit's decoding (open, seek +
+video decode, frame convert/resize, JPEG, audio seek + decode + resample, HDF5 write), profiled in
+one process on K clips.
+
 Usage: python benchmarks/bench_preprocess.py --clips 200 --workers 2
+       python benchmarks/bench_preprocess.py --whole-process --clips 150 --width 256 --height 256 --seconds 6 --repeats 3 --steps 40
 Clips are cached under --cache (default /tmp/avslkit_bench_preprocess); generated with avslkit.synth
 (480x360, 25 fps, 10 s, AAC 44.1 kHz like VGGSound downloads), or with ffmpeg lavfi sources if
 avslkit.synth is missing.
@@ -264,6 +273,112 @@ def jpeg_vs_raw(store_path: Path, work: Path, reads: int = 200) -> dict:
     }
 
 
+# -- whole-process mode -------------------------------------------------------------------------------
+
+
+def baseline_script(lst: Path, times: dict[str, float], work: Path) -> Path:
+    """A shell script: two ffmpeg CLI calls per clip, `workers` clips in flight (xargs -P)."""
+    ff = ffmpeg_exe()
+    lines = []
+    for v in (Path(s) for s in lst.read_text().split()):
+        t = times[v.stem]
+        lines.append(f"{v} {t:.3f} {max(t - 1.5, 0):.3f} {work / v.stem}")
+    jobs = work.parent / f"{work.name}_jobs.txt"
+    jobs.write_text("\n".join(lines) + "\n")
+    script = work.parent / f"{work.name}.sh"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'mkdir -p "{work}"\n'
+        f'xargs -P "$1" -L 1 sh -c \'"{ff}" -y -v error -ss "$1" -i "$0" -frames:v 1 -q:v 2 "$3.jpg" && '
+        f'"{ff}" -y -v error -ss "$2" -t 3 -i "$0" -vn -ac 1 -ar {SR} "$3.wav"\' < "{jobs}"\n')
+    script.chmod(0o755)
+    return script
+
+
+def step_breakdown(lst: Path, timestamps: Path, k: int, work: Path) -> dict[str, float]:
+    """CPU ms per clip of each decoding step: `preprocess(workers=0)` on k clips under cProfile with a
+    CPU-time clock (process_time); the steps are the functions of `data.video` / `data.store`."""
+    import cProfile
+    import pstats
+
+    from avslkit.data import store as store_mod
+    from avslkit.data import video as video_mod
+    from avslkit.data.preprocess import preprocess
+
+    sub_list = work / f"steps_{k}.txt"
+    sub_list.write_text("\n".join(lst.read_text().split()[:k]) + "\n")
+    out = work / "steps.h5"
+    prof = cProfile.Profile(time.process_time)
+    prof.enable()
+    c0 = time.process_time()
+    preprocess(sub_list, out, workers=0, timestamps=timestamps, progress=False)
+    total = time.process_time() - c0
+    prof.disable()
+    stats = pstats.Stats(prof).stats  # (file, line, name) -> (cc, nc, tottime, cumtime, callers)
+
+    def cum(module: object, name: str) -> float:
+        path = module.__file__  # type: ignore[attr-defined]
+        return sum(v[3] for (f, _, n), v in stats.items() if f == path and n == name)
+
+    def cum_builtin(fragment: str) -> float:
+        return sum(v[3] for (f, _, n), v in stats.items() if fragment in n)
+
+    steps = {
+        "open (av.open, stream setup)": cum_builtin("av.container.core.open") or cum_builtin("open' of 'av"),
+        "seek + video decode (_frame_at)": cum(video_mod, "_frame_at"),
+        "frame convert + resize (to_image)": cum_builtin("to_image"),
+        "JPEG encode": cum(video_mod, "encode_jpeg"),
+        "audio seek + decode + resample (_audio_window)": cum(video_mod, "_audio_window"),
+        "HDF5 shard write (write_store)": cum(store_mod, "write_store"),
+    }
+    clip_total = cum(video_mod, "read_clip_with")
+    steps["other per-clip work (checks, silence test)"] = clip_total - sum(
+        v for key, v in steps.items() if not key.startswith("HDF5"))
+    steps["merge + config + bookkeeping"] = total - clip_total - steps["HDF5 shard write (write_store)"]
+    steps["total"] = total
+    return {key: 1000 * v / k for key, v in steps.items()}
+
+
+def whole_process(args: argparse.Namespace) -> None:
+    from whole_process import interleaved, load_note, ratio_lines
+
+    args.cache.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    data = make_clips(args.cache, args.clips, args.width, args.height, args.seconds)
+    print(f"clips: {data} ({args.clips} x {args.width}x{args.height}, {args.seconds:g} s; ready in "
+          f"{time.perf_counter() - t0:.0f} s, not timed)", flush=True)
+    work = Path(tempfile.mkdtemp(prefix="bench_pp_whole_", dir=args.cache))
+    lst, timestamps = subset(data, args.clips, work)
+    times = clip_times(timestamps)
+    out = work / "ours.h5"
+    script = baseline_script(lst, times, work / "baseline")
+    candidates = {
+        "avslkit preprocess": [sys.executable, "-m", "avslkit", "preprocess", str(lst), "--out", str(out),
+                               "-j", str(args.workers), "-q", "--timestamps", str(timestamps)],
+        "2 ffmpeg CLI calls/clip": ["sh", str(script), str(args.workers)],
+    }
+
+    def clean(name: str) -> None:
+        for p in (out, out.with_name(out.name + ".parts"), out.with_name(out.name + ".config.yaml"), work / "baseline"):
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    print(f"{load_note()} (before)", flush=True)
+    series = interleaved(candidates, args.repeats, env={k: env for k in candidates}, before_each=clean,
+                         cwd={k: str(Path(__file__).resolve().parents[1]) for k in candidates})
+    print(f"{load_note()} (after)")
+    print(f"whole process, {args.clips} clips, -j {args.workers}, {args.repeats} interleaved rounds:")
+    print("\n".join(ratio_lines(series, "avslkit preprocess", "2 ffmpeg CLI calls/clip")))
+    for name, s in series.items():
+        print(f"  {name}: {args.clips / s.wall:.1f} clips/s, {1000 * s.cpu / args.clips:.0f} ms CPU per clip")
+    if args.steps:
+        steps = step_breakdown(lst, timestamps, min(args.steps, args.clips), work)
+        print(f"avslkit CPU ms per clip by step (one process, {min(args.steps, args.clips)} clips, cProfile):")
+        for key, v in steps.items():
+            print(f"  {key:<50}{v:8.1f}")
+    shutil.rmtree(work, ignore_errors=True)
+
+
 # -- main ---------------------------------------------------------------------------------------------
 
 
@@ -281,7 +396,11 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--cache", type=Path, default=Path("/tmp/avslkit_bench_preprocess"))
     ap.add_argument("--json", type=Path, default=None, help="also write the figures as JSON here")
+    ap.add_argument("--whole-process", action="store_true", help="time both pipelines as whole processes")
+    ap.add_argument("--steps", type=int, default=0, help="whole-process: also profile K clips step by step")
     args = ap.parse_args()
+    if args.whole_process:
+        return whole_process(args)
 
     args.cache.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
