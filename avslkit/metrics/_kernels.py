@@ -140,3 +140,112 @@ def map_sums(x, g, lo, rng, thr, mode, out, d):  # pragma: no cover - compiled
         out[i, 1] = g_sum
         out[i, 2] = false_pos
         out[i, 3] = pairwise_sum(d)
+
+
+# -- exact order statistics by histogram (radix) selection ------------------------------------------
+ORDER_BUCKET_BITS = 12  # 4096 buckets: the counters stay in L1
+
+
+@njit(cache=True, nogil=True)
+def _quickselect(vals, m, r):  # pragma: no cover - compiled
+    """The r-th smallest (0-based) of vals[:m], partially reordering vals in place (Hoare partition);
+    afterwards vals[r:m] are the values ranked r and above."""
+    left, right = 0, m - 1
+    while left < right:
+        pivot = vals[(left + right) >> 1]
+        i, j = left, right
+        while i <= j:
+            while vals[i] < pivot:
+                i += 1
+            while vals[j] > pivot:
+                j -= 1
+            if i <= j:
+                vals[i], vals[j] = vals[j], vals[i]
+                i += 1
+                j -= 1
+        if r <= j:
+            right = j
+        elif r >= i:
+            left = i
+        else:
+            break
+    return vals[r]
+
+
+@njit(cache=True, nogil=True)
+def _row_order_stats(x, k_med, k_top, out, keys, counts, buf_med, buf_top):  # pragma: no cover - compiled
+    """out[:] = (min, max, sorted(x)[k_med] (k_med < 0: skipped), t_k = sorted(x)[n − k_top], float64
+    sum of the k_top largest values in no particular order). Returns False when x holds a NaN.
+
+    Order-preserving uint32 keys of the float32 bits; one pass for the key range, one counting pass
+    into ≤ 4096 buckets of (key − min key) >> shift (monotone, so ranks are kept), a prefix sum to
+    the buckets holding both ranks, one pass gathering only those buckets' values, then an exact
+    selection inside each (usually ~1% of the pixels).
+    """
+    n = x.size
+    bits = x.view(np.uint32)
+    sign = np.uint32(0x80000000)
+    klo = np.uint32(0xFFFFFFFF)
+    khi = np.uint32(0)
+    for j in range(n):
+        b = bits[j]
+        k = ~b if b & sign else b | sign
+        keys[j] = k
+        klo = min(klo, k)
+        khi = max(khi, k)
+    if khi > np.uint32(0xFF800000):  # above +inf: a NaN
+        return False
+    span = khi - klo
+    shift = np.uint32(0)
+    while (span >> shift) >= np.uint32(1 << ORDER_BUCKET_BITS):
+        shift += np.uint32(1)
+    counts[:] = 0
+    for j in range(n):
+        counts[(keys[j] - klo) >> shift] += 1
+    r_top = n - k_top
+    b_med, b_top = -1, -1
+    below_med, below_top = 0, 0
+    acc = 0
+    for b in range(counts.size):
+        c = counts[b]
+        if b_med < 0 and acc + c > k_med >= 0:
+            b_med, below_med = b, acc
+        if b_top < 0 and acc + c > r_top:
+            b_top, below_top = b, acc
+        if b_top >= 0 and (b_med >= 0 or k_med < 0):
+            break
+        acc += c
+    m_med, m_top = 0, 0
+    above = 0.0
+    for j in range(n):
+        b = np.int64((keys[j] - klo) >> shift)
+        if b == b_med:
+            buf_med[m_med] = x[j]
+            m_med += 1
+        if b == b_top:
+            buf_top[m_top] = x[j]
+            m_top += 1
+        elif b > b_top:
+            above += np.float64(x[j])
+    r = r_top - below_top
+    t_k = _quickselect(buf_top, m_top, r)
+    for j in range(r, m_top):
+        above += np.float64(buf_top[j])
+    # min and max from the keys' extremes (exact: the key map is a bijection)
+    lo_bits = ~klo if not klo & sign else klo & ~sign
+    hi_bits = ~khi if not khi & sign else khi & ~sign
+    out[0] = np.float64(np.array([lo_bits], np.uint32).view(np.float32)[0])
+    out[1] = np.float64(np.array([hi_bits], np.uint32).view(np.float32)[0])
+    out[2] = np.float64(_quickselect(buf_med, m_med, k_med - below_med)) if k_med >= 0 else 0.0
+    out[3] = np.float64(t_k)
+    out[4] = above
+    return True
+
+
+@njit(cache=True, nogil=True)
+def order_stats(x, k_med, k_top, out, keys, counts, buf_med, buf_top):  # pragma: no cover - compiled
+    """`_row_order_stats` for every row of x (N, n) into out (N, 5); False if any row holds a NaN."""
+    for i in range(x.shape[0]):
+        if not _row_order_stats(x[i], k_med, k_top, out[i], keys, counts, buf_med, buf_top):
+            return False
+    return True

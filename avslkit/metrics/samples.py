@@ -3,8 +3,10 @@
 Maps are processed in small blocks (no per-sample Python loop), spread over threads, and every
 number is bit-identical to the per-sample reference (`metrics.reference`):
 
-* Order statistics without sorting: a copy of each map is partitioned once at the upper median and
-  its upper part once more at the top-25 % boundary (numpy's SIMD introselect). Min-max
+* Order statistics without sorting, by histogram (radix) selection (`metrics._kernels.order_stats`):
+  order-preserving integer keys of the float32 bits are counted in 4096 buckets, the buckets of the
+  upper median and of the top-25 % boundary are found by a prefix sum, and only their values are
+  selected exactly (blocks holding a NaN use numpy's introselect instead). Min-max
   normalisation is monotone, so sorted(P)[k] = normalise(sorted(x)[k]) exactly; the threshold is
   normalised once per map and compared with the normalised map as the reference does.
 * Confidence = mean of the top k values in float64. The reference sums them sorted (numpy's
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from avslkit.metrics._kernels import map_sums
+from avslkit.metrics._kernels import ORDER_BUCKET_BITS, map_sums, order_stats
 from avslkit.metrics.maps import CONFIDENCE_TOP_FRACTION, parse_binarize
 
 _FIELDS = ("ciou", "confidence", "area", "mse")
@@ -111,6 +113,11 @@ class _Buffers:
         self.part = np.empty((rows, n), np.float32)  # partitioned copy of the maps
         self.d = np.empty(n, np.float64)  # (P − G)² of one map, for the pairwise sum
         self.sums = np.empty((rows, 4), np.float64)  # Σ B·G, Σ G, Σ B·[G = 0], Σ (P − G)²
+        self.order = np.empty((rows, 5), np.float64)  # min, max, median, t_k, Σ top k (order_stats)
+        self.keys = np.empty(n, np.uint32)
+        self.counts = np.empty(1 << ORDER_BUCKET_BITS, np.int64)
+        self.buf_med = np.empty(n, np.float32)
+        self.buf_top = np.empty(n, np.float32)
 
 
 def _sum_is_exact(smallest: np.ndarray, largest: np.ndarray, k: int) -> np.ndarray:
@@ -131,15 +138,18 @@ def _kernel_mode(rule) -> int:
     return 2 if rule.on_raw else int(rule.strict)
 
 
-def _block_stats(flat: np.ndarray, g: np.ndarray, rule, value: float | None, top_fraction: float,
-                 work: _Buffers, confidence_dtype: str = "float64") -> SampleStats:
-    rows, n = flat.shape
-    part = work.part[:rows]
-    k_top = max(1, math.ceil(n * top_fraction))
-    uses_median = rule.median
-    k_med = min(int((0.5 if value is None else value) * n), n - 1)
+def _sorted_top_mean(top: np.ndarray, confidence_dtype: str) -> np.ndarray:
+    """The reference's mean of the sorted top values: float64 (default) or float32 row by row."""
+    if confidence_dtype == "float32":  # np.sort(x)[-k:].mean() of each float32 map, row by row
+        return np.array([row.mean() for row in np.sort(top, axis=1)], dtype=np.float64)
+    return np.sort(top, axis=1).astype(np.float64).mean(axis=1)
 
-    # Order statistics: partition a copy at the median, then its upper part at the top-k boundary.
+
+def _order_stats_numpy(flat: np.ndarray, part: np.ndarray, uses_median: bool, k_med: int, k_top: int,
+                       confidence_dtype: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+    """min, max, sorted(x)[k_med] (None without a median rule) and confidence with numpy's introselect."""
+    rows, n = flat.shape
+    # Partition a copy at the median, then its upper part at the top-k boundary.
     np.copyto(part, flat)
     split = min(k_med, n - k_top) if uses_median else 0
     if split:
@@ -152,19 +162,44 @@ def _block_stats(flat: np.ndarray, g: np.ndarray, rule, value: float | None, top
     t_k, hi = top.min(axis=1), top.max(axis=1)
     if not split:
         lo = upper.min(axis=1)
-    if confidence_dtype == "float32":  # np.sort(x)[-k:].mean() of each float32 map, row by row
-        conf = np.array([row.mean() for row in np.sort(top, axis=1)], dtype=np.float64)
+    if confidence_dtype == "float32":
+        conf = _sorted_top_mean(top, confidence_dtype)
     else:
         conf = top.sum(axis=1, dtype=np.float64) / k_top  # = the reference's sorted mean where exact
         inexact = ~_sum_is_exact(t_k, hi, k_top)
         if inexact.any():
-            conf[inexact] = np.sort(top[inexact], axis=1).astype(np.float64).mean(axis=1)
-
-    rng = hi - lo
-    rng[rng == 0] = 1  # constant maps become all-zero (see metrics.maps.minmax_normalize)
+            conf[inexact] = _sorted_top_mean(top[inexact], confidence_dtype)
+    x_med = None
     if uses_median:
         j = k_med - split
         x_med = x_split if split and j == 0 else np.partition(upper, j, axis=1)[:, j]
+    return lo, hi, x_med, conf
+
+
+def _block_stats(flat: np.ndarray, g: np.ndarray, rule, value: float | None, top_fraction: float,
+                 work: _Buffers, confidence_dtype: str = "float64") -> SampleStats:
+    rows, n = flat.shape
+    k_top = max(1, math.ceil(n * top_fraction))
+    uses_median = rule.median
+    k_med = min(int((0.5 if value is None else value) * n), n - 1)
+
+    # Exact order statistics by histogram selection (`_kernels.order_stats`); numpy's introselect
+    # for blocks holding a NaN (same results either way, `benchmarks/bench_select.py`).
+    order = work.order[:rows]
+    if order_stats(flat, k_med if uses_median else -1, k_top, order, work.keys, work.counts, work.buf_med, work.buf_top):
+        lo, hi = order[:, 0].astype(np.float32), order[:, 1].astype(np.float32)
+        x_med, t_k = order[:, 2].astype(np.float32), order[:, 3].astype(np.float32)
+        conf = order[:, 4] / k_top  # = the reference's sorted mean where every order sums exactly
+        # rows whose top values must be summed sorted: all of them for a float32 mean
+        inexact = np.ones(rows, bool) if confidence_dtype == "float32" else ~_sum_is_exact(t_k, hi, k_top)
+        if inexact.any():
+            top = np.partition(flat[inexact], n - k_top, axis=1)[:, n - k_top:]
+            conf[inexact] = _sorted_top_mean(top, confidence_dtype)
+    else:
+        lo, hi, x_med, conf = _order_stats_numpy(flat, work.part[:rows], uses_median, k_med, k_top, confidence_dtype)
+    rng = hi - lo
+    rng[rng == 0] = 1  # constant maps become all-zero (see metrics.maps.minmax_normalize)
+    if uses_median:
         thr = (x_med - lo) / rng  # = sorted(P)[k_med]: normalisation is monotone
     else:  # fixed:T on P, absolute:T on the raw map; numpy compares float32 maps with float32(T)
         thr = np.full(rows, 0.5 if value is None else value, np.float32)
