@@ -76,9 +76,9 @@ def test_cpu_small_synth_section_and_explicit_flags_win(tmp_path, monkeypatch):
 
     gen = importlib.import_module("avslkit.synth.generate")
 
-    assert read_preset("cpu-small")["synth"]["size_range"] == [0.1, 0.75]
+    assert read_preset("cpu-small")["synth"]["size_range"] == [0.25, 0.95]
     opts = gen.preset_options("cpu-small", given={"n_clips"})
-    assert "n_clips" not in opts and opts["size_range"] == (0.1, 0.75) and opts["n_classes"] == 8
+    assert "n_clips" not in opts and opts["size_range"] == (0.25, 0.95) and opts["n_classes"] == 8
     seen = {}
 
     def fake_generate(out_dir, **kwargs):
@@ -88,7 +88,7 @@ def test_cpu_small_synth_section_and_explicit_flags_win(tmp_path, monkeypatch):
     monkeypatch.setattr(gen, "generate", fake_generate)  # the command imports it when it runs
     runner.invoke(app, ["synth", str(tmp_path / "toy"), "--preset", "cpu-small", "--clips", "12", "--size", "64"])
     assert seen["n_clips"] == 12 and seen["size"] == 64  # explicit flags win
-    assert seen["n_classes"] == 8 and tuple(seen["size_range"]) == (0.1, 0.75) and seen["fps"] == 10  # the rest from the preset
+    assert seen["n_classes"] == 8 and tuple(seen["size_range"]) == (0.25, 0.95) and seen["fps"] == 10  # the rest from the preset
     bad = tmp_path / "bad.yaml"
     bad.write_text("synth: {n_clip: 3}\n")
     res = runner.invoke(app, ["synth", str(tmp_path / "toy2"), "--preset", str(bad)])
