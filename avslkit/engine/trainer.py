@@ -194,6 +194,14 @@ class Trainer:
             else:
                 yield batch
 
+    def _peak_memory(self) -> dict[str, float]:
+        """Peak CUDA memory of this process so far (MiB); nothing on CPU (no cheap equivalent)."""
+        if self.ctx.device.type != "cuda":
+            return {}
+        import torch
+
+        return {"peak_memory_mib": round(torch.cuda.max_memory_allocated(self.ctx.device) / 2**20, 1)}
+
     def _validate(self) -> dict[str, float] | None:
         if self.validator is None:
             return None
@@ -306,6 +314,7 @@ class Trainer:
             "seconds": round(seconds, 3),
             "samples_per_s": round(steps * self.global_batch / max(seconds, 1e-9), 3),
             "data_wait_s_mean": round(wait_total / steps, 6) if steps else None,
+            **self._peak_memory(),
             **{f"train_{k}": v for k, v in means.items()},
             **{f"task_{k}": v for k, v in extra.items()},
         }
