@@ -236,7 +236,7 @@ def train_and_eval(method: str, seed: int, args: argparse.Namespace, work: Path,
         if (run_dir / "last.pt").is_file():
             cmd.append("--resume")
         else:
-            cmd[3:3] = ["--preset", args.preset]
+            cmd[2:2] = ["--preset", args.preset]
         print(f"[train] {name}: {plan['steps']} steps = {plan['epochs']} epoch(s) of {plan['steps_per_epoch']} steps, "
               f"warm-up {plan['warmup_steps']} steps{' (resuming)' if '--resume' in cmd else ''}", flush=True)
         env = dict(os.environ)
