@@ -27,7 +27,9 @@ What it does, in order (every step is skipped when its output exists, so the com
    CPU minutes), the learning targets checked, SLAVC's loss against chance, DMT/XPL diagnostics, and
    figures (--figures DIR: validation AUC against step, DMT's kept fraction and teachers' IoU).
 
-Split the work across sessions with --time-limit MINUTES (no new run starts after it; an interrupted
+Several runners may share one --work directory (e.g. one per core, with different --methods): each
+run is locked while it trains, so a runner skips what another is doing. Split the work across
+sessions with --time-limit MINUTES (no new run starts after it; an interrupted
 run resumes from its last.pt, checkpointed every --checkpoint-steps steps). --report-only prints the
 table from what is done. Logs of every command: WORK/logs/.
 """
@@ -236,6 +238,10 @@ def train_and_eval(method: str, seed: int, args: argparse.Namespace, work: Path,
     if row_path.is_file():
         print(f"[skip] {name}: done ({row_path})", flush=True)
         return json.loads(row_path.read_text())
+    lock = claim(work / "runs" / f"{name}.lock")
+    if lock is None:
+        print(f"[busy] {name}: another runner holds it; skipped", flush=True)
+        return None
     batch = int(train_config(args, method)["batch_size"])
     plan = budget(method, args, split["store_clips"], batch)
     annotations = str(toy / "annotations.json")
@@ -289,6 +295,25 @@ def train_and_eval(method: str, seed: int, args: argparse.Namespace, work: Path,
     }
     row_path.write_text(json.dumps(row, indent=1))
     return row
+
+
+def claim(path: Path):
+    """An exclusive lock on `path` (kept open until the process ends), or None when another runner
+    holds it: several runners can share one work directory, each taking the runs no one else has."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(path, "a")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        return None
+    _HELD_LOCKS.append(fh)
+    return fh
+
+
+_HELD_LOCKS: list[Any] = []
 
 
 def _windows(records: list[dict[str, Any]], keys: list[tuple[str, str]], window: int) -> list[dict[str, Any]]:
@@ -512,7 +537,9 @@ def main() -> None:
                 continue
             if args.report_only and not done:
                 continue
-            rows.append(train_and_eval(method, seed, args, work, toy, split))
+            row = train_and_eval(method, seed, args, work, toy, split)
+            if row is not None:
+                rows.append(row)
     info = {"store_clips": split["store_clips"], "n_positive": baselines["center"]["relative"]["n_positive"],
             "n_negative": baselines["center"]["relative"]["n_negative"]}
     checks = print_report(rows, baselines, args, info) if rows else {}
