@@ -129,3 +129,24 @@ def test_two_steps_of_every_method_with_the_preset(method, data, tmp_path):
     # resuming with another preset is refused: the run keeps the settings it started with
     res = runner.invoke(app, [*args, "--resume"])
     assert res.exit_code != 0 and "--preset applies to new runs only" in res.output
+
+
+def test_stage_two_gets_unlabelled_clips_after_a_warm_up_longer_than_an_epoch(data, tmp_path):
+    """Regression (found by bench_learning): with loader workers, which persist across passes, a
+    labelled warm-up longer than one unlabelled epoch left the unlabelled stream gated for good, and
+    stage 2 failed with KeyError 'image'. 6 unlabelled clips at batch 2 = 3 steps per epoch; the
+    warm-up is 2 passes over 4 labelled clips = 4 steps; stage 2 then runs steps 5-6."""
+    store, ann = data
+    out = tmp_path / "hard-pl"
+    args = ["--quiet", "train", "hard-pl", "--preset", "cpu-small", "--data", str(store), "--out", str(out), "--device", "cpu",
+            "--workers", "1", "--batch-size", "2", "--max-steps", "6", "--epochs", "3", "--annotations", str(ann),
+            "--labeled", "4", "--val-labeled", "2", "--set", "model.visual_cfg.width=4", "--set", "model.dim=16",
+            "--set", "units.a.audio_cfg.width=4", "--set", "ssl.warmup_unit=labeled", "--set", "ssl.warmup_epochs=2",
+            "--set", "ssl.log_val_quality=false"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    from avslkit.engine.logging import read_log
+
+    steps = {r["step"]: r for r in read_log(out / "log.jsonl") if r["type"] == "step"}
+    assert sorted(steps) == [1, 2, 3, 4, 5, 6]
+    assert all("loss_pl" not in steps[s] for s in (1, 2, 3, 4)) and all("loss_pl" in steps[s] for s in (5, 6))

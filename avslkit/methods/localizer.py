@@ -178,14 +178,24 @@ class GatedDataset(torch.utils.data.Dataset):
     """A dataset that yields only ``{"index": i}`` while ``active`` is False (no decoding, no I/O).
 
     Lets a stream that a stage does not use (the unlabelled data during warm-up) keep its place in
-    the engine's loaders without loading anything. The flag is read when the loader's iterator (and
-    its workers) are created, i.e. after ``on_epoch_start``.
+    the engine's loaders without loading anything. The flag lives in shared memory, so the engine's
+    persistent loader workers see it change (a plain attribute was copied into each worker when it
+    started: a warm-up longer than one epoch then gated the stream for the rest of the run). Set it
+    before a pass's iterator is created (``on_epoch_start``), when no batch of that pass is prefetched.
     """
 
     def __init__(self, dataset: Any):
         self.dataset = dataset
-        self.active = True
+        self._active = torch.ones(1, dtype=torch.uint8).share_memory_()
         self.store = getattr(dataset, "store", None)
+
+    @property
+    def active(self) -> bool:
+        return bool(self._active[0])
+
+    @active.setter
+    def active(self, value: bool) -> None:
+        self._active[0] = int(bool(value))
 
     def __len__(self) -> int:
         return len(self.dataset)
