@@ -112,6 +112,19 @@ def parse_override(item: str) -> dict[str, Any]:
     return node
 
 
+def read_yaml_mapping(path: Path, expected: str) -> dict[str, Any]:
+    """A user YAML file whose top level is a mapping; one-line errors name the file and what to pass."""
+    if not path.is_file():
+        raise ConfigError(f"file not found: {path} (pass {expected})")
+    try:
+        data = yaml_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: top level must be a mapping of keys to values")
+    return dict(data)
+
+
 PRESET_SECTIONS = ("train", "methods", "eval", "preprocess", "synth")
 
 
@@ -128,12 +141,7 @@ def read_preset(name: str | Path) -> dict[str, Any]:
     """
     path = Path(str(name))
     if path.suffix in (".yaml", ".yml") or path.is_file():
-        if not path.is_file():
-            raise ConfigError(f"preset file not found: {path} (pass a packaged preset name or an existing YAML file)")
-        try:
-            preset = yaml_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+        preset = read_yaml_mapping(path, "a packaged preset name or an existing YAML file")
     else:
         if str(name) not in list_presets():
             raise ConfigError(f"unknown preset '{name}' (packaged presets: {', '.join(list_presets()) or 'none'}; or a YAML path)")
@@ -182,14 +190,7 @@ def load_config(
             raise ConfigError(f"preset: {exc}") from exc
     if user_file is not None:
         path = Path(user_file)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path} (pass an existing YAML file to --config)")
-        try:
-            user = yaml_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
-        if not isinstance(user, Mapping):
-            raise ConfigError(f"{path}: top level must be a mapping of keys to values")
+        user = read_yaml_mapping(path, "an existing YAML file to --config")
         try:
             cfg = merge(cfg, user)
         except ConfigError as exc:

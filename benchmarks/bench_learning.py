@@ -418,12 +418,9 @@ def print_report(rows: list[dict[str, Any]], baselines: dict[str, dict[str, dict
 
 def write_figures(rows: list[dict[str, Any]], out_dir: Path, title: str) -> list[Path]:
     """Validation AUC against step per method (mean over seeds), and DMT's kept fraction and teachers' IoU."""
-    import matplotlib
+    from avslkit.viz.plots import _pyplot, _save  # the HTML report's figure helpers (Agg backend, save, close)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_dir.mkdir(parents=True, exist_ok=True)
+    plt = _pyplot()
     written = []
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for method in METHODS:
@@ -441,11 +438,7 @@ def write_figures(rows: list[dict[str, Any]], out_dir: Path, title: str) -> list
     ax.set_title(f"{title}: validation AUC (mean over seeds)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    path = out_dir / "learning_val_auc.png"
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    written.append(path)
+    written.append(_save(fig, out_dir / "learning_val_auc.png"))
     dmt = [r for r in rows if r["method"] == "dmt" and r["step_curves"]]
     if dmt:
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
@@ -459,11 +452,7 @@ def write_figures(rows: list[dict[str, Any]], out_dir: Path, title: str) -> list
             a.set_xlabel("optimiser step")
             a.grid(alpha=0.3)
             a.legend(fontsize=8)
-        path = out_dir / "learning_dmt_filter.png"
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path)
+        written.append(_save(fig, out_dir / "learning_dmt_filter.png"))
     return written
 
 

@@ -9,7 +9,8 @@ The radix idea (issue #13): map the float32 bits to order-preserving uint32 keys
 min/max, one pass counts the keys in 4096 buckets of the key range (monotone bucket index, so
 ranks are kept), a prefix sum locates the buckets holding both ranks, and a last pass gathers only
 those two buckets' values (plus the sum of everything above the top-k bucket), where the exact
-element is selected. Both methods are checked to agree exactly on every map.
+element is selected. The kernel is the evaluator's own (`avslkit.metrics._kernels.order_stats`);
+both methods are checked to agree exactly on every map.
 
     python benchmarks/bench_select.py --maps 2000
 """
@@ -21,100 +22,8 @@ import os
 import time
 
 import numpy as np
-from numba import njit
 
-BUCKET_BITS = 12
-
-
-@njit(cache=True, nogil=True)
-def _keys(x, keys):  # pragma: no cover - compiled
-    """Order-preserving uint32 keys of float32 values (negative: all bits flipped; else sign bit set)."""
-    bits = x.view(np.uint32)
-    lo = np.uint32(0xFFFFFFFF)
-    hi = np.uint32(0)
-    for j in range(bits.size):
-        b = bits[j]
-        k = ~b if b >> np.uint32(31) else b | np.uint32(0x80000000)
-        keys[j] = k
-        lo = min(lo, k)
-        hi = max(hi, k)
-    return lo, hi
-
-
-@njit(cache=True, nogil=True)
-def _select_in(vals, m, r):  # pragma: no cover - compiled
-    """The r-th smallest (0-based) of vals[:m], in place (quickselect, Hoare partition)."""
-    left, right = 0, m - 1
-    while left < right:
-        pivot = vals[(left + right) >> 1]
-        i, j = left, right
-        while i <= j:
-            while vals[i] < pivot:
-                i += 1
-            while vals[j] > pivot:
-                j -= 1
-            if i <= j:
-                vals[i], vals[j] = vals[j], vals[i]
-                i += 1
-                j -= 1
-        if r <= j:
-            right = j
-        elif r >= i:
-            left = i
-        else:
-            return vals[r]
-    return vals[r]
-
-
-@njit(cache=True, nogil=True)
-def radix_stats(x, k_med, k_top, keys, counts, buf_med, buf_top):  # pragma: no cover - compiled
-    """(lo, hi, sorted(x)[k_med], t_k = min of the k_top largest, float64 sum of the k_top largest)."""
-    n = x.size
-    klo, khi = _keys(x, keys)
-    span = khi - klo
-    shift = np.uint32(0)
-    while (span >> shift) >= np.uint32(1 << BUCKET_BITS):
-        shift += np.uint32(1)
-    counts[:] = 0
-    for j in range(n):
-        counts[(keys[j] - klo) >> shift] += 1
-    r_top = n - k_top  # rank of t_k
-    b_med, b_top = -1, -1
-    below_med, below_top = 0, 0
-    acc = 0
-    for b in range(counts.size):
-        c = counts[b]
-        if b_med < 0 and acc + c > k_med:
-            b_med, below_med = b, acc
-        if b_top < 0 and acc + c > r_top:
-            b_top, below_top = b, acc
-            break
-        acc += c
-    m_med, m_top = 0, 0
-    above = 0.0  # float64 sum of values in buckets above b_top
-    for j in range(n):
-        b = (keys[j] - klo) >> shift
-        if b == b_med:
-            buf_med[m_med] = x[j]
-            m_med += 1
-        if b == b_top:
-            buf_top[m_top] = x[j]
-            m_top += 1
-        elif b > b_top:
-            above += np.float64(x[j])
-    x_med = _select_in(buf_med, m_med, k_med - below_med)
-    r = r_top - below_top
-    t_k = _select_in(buf_top, m_top, r)
-    top_in_bucket = 0.0
-    for j in range(r, m_top):  # after selection, buf_top[r:] are the bucket's values >= t_k in the top k
-        top_in_bucket += np.float64(buf_top[j])
-    lo = x[0]
-    hi = x[0]
-    for j in range(n):
-        lo = min(lo, x[j])
-        hi = max(hi, x[j])
-    return lo, hi, x_med, t_k, above + top_in_bucket
-
+from avslkit.metrics._kernels import ORDER_BUCKET_BITS, order_stats
 
 def numpy_stats(flat: np.ndarray, k_med: int, k_top: int) -> tuple[np.ndarray, ...]:
     """What `metrics.samples._block_stats` does for a block of maps."""
@@ -147,14 +56,12 @@ def main() -> None:
             m = np.round(m, 1)
         maps[i] = m.reshape(-1)
     keys = np.empty(n, np.uint32)
-    counts = np.empty(1 << BUCKET_BITS, np.int64)
+    counts = np.empty(1 << ORDER_BUCKET_BITS, np.int64)
     buf_med, buf_top = np.empty(n, np.float32), np.empty(n, np.float32)
-    radix_stats(maps[0], k_med, k_top, keys, counts, buf_med, buf_top)  # compile / load the cache
-
     out_radix = np.empty((args.maps, 5), np.float64)
+    order_stats(maps[:1], k_med, k_top, out_radix[:1], keys, counts, buf_med, buf_top)  # compile / load the cache
     c0, w0 = time.process_time(), time.perf_counter()
-    for i in range(args.maps):
-        out_radix[i] = radix_stats(maps[i], k_med, k_top, keys, counts, buf_med, buf_top)
+    assert order_stats(maps, k_med, k_top, out_radix, keys, counts, buf_med, buf_top)  # the evaluator's kernel
     radix_cpu, radix_wall = time.process_time() - c0, time.perf_counter() - w0
     parts = []
     c0, w0 = time.process_time(), time.perf_counter()

@@ -48,25 +48,16 @@ def command(
 
     Example: avslkit synth toy/ --clips 40 --size 112 --duration 4
     """
-    if preset:
+    options = {_FIELD.get(name, name): value for name, value in ctx.params.items() if name not in ("out_dir", "preset")}
+    options["objects_dir"] = str(objects) if objects else None
+    if preset:  # the preset fills every option the user did not type
         from avslkit.synth.options import preset_options
 
         given = {_FIELD.get(name, name) for name in ctx.params if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") != "DEFAULT"}
-        chosen = preset_options(preset, given)
-        clips, classes, size, duration, fps = (chosen.get(k, v) for k, v in (("n_clips", clips), ("n_classes", classes), ("size", size), ("duration", duration), ("fps", fps)))
-        offscreen, size_range, test_fraction = chosen.get("offscreen_fraction", offscreen), chosen.get("size_range", size_range), chosen.get("test_fraction", test_fraction)
-        time_jitter, max_objects = chosen.get("time_jitter", time_jitter), chosen.get("max_objects", max_objects)
-        loudness_range, snr_range = chosen.get("loudness_range", loudness_range), chosen.get("snr_range", snr_range)
-        camera_jitter, sample_rate = chosen.get("camera_jitter", camera_jitter), chosen.get("sample_rate", sample_rate)
+        options.update(preset_options(preset, given))
     from avslkit.synth.generate import generate
 
-    summary = generate(
-        out_dir, n_clips=clips, n_classes=classes, size=size, width=width, height=height, duration=duration, fps=fps,
-        sample_rate=sample_rate, seed=seed, offscreen_fraction=offscreen, size_range=size_range,
-        test_fraction=test_fraction, objects_dir=str(objects) if objects else None, time_jitter=time_jitter,
-        max_objects=max_objects, loudness_range=loudness_range, snr_range=snr_range, camera_jitter=camera_jitter,
-        workers=workers,
-    )
+    summary = generate(out_dir, **options)
     typer.echo(
         f"{summary.out_dir}: {summary.n_clips} clips ({summary.n_train} train, {summary.n_test} test; "
         f"{summary.n_onscreen} visible sources, {summary.n_offscreen} off-screen) of {len(summary.classes)} classes; "

@@ -49,8 +49,29 @@ class VisualResNet18(_ResNetTrunk):
         return self.trunk(image)
 
 
+class _AudioTrunk(_ResNetTrunk):
+    """A ResNet trunk on a B×C×F×T time-frequency input, global max pool → B×channels (EZ-VSL's ``audnet``).
+
+    Subclasses shape the trunk, then call ``load_weights`` (None/"none": random init, else a state-dict path).
+    """
+
+    def __init__(self, resnet: nn.Module, weights: str | Path | None) -> None:
+        super().__init__(resnet)
+        self.pool = nn.AdaptiveMaxPool2d((1, 1))
+        self.pretrained = weights not in (None, "none")
+
+    def load_weights(self, weights: str | Path | None) -> None:
+        if self.pretrained:
+            load_into(self, read_state_dict(weights), str(weights))
+
+    def forward(self, spec: torch.Tensor) -> torch.Tensor:
+        if spec.ndim == 3:  # B×F×T → B×1×F×T
+            spec = spec.unsqueeze(1)
+        return self.pool(self.trunk(spec)).flatten(1)
+
+
 @register_model("audio.resnet18_spec")
-class AudioResNet18Spec(_ResNetTrunk):
+class AudioResNet18Spec(_AudioTrunk):
     """EZ-VSL/SLAVC ``audnet``: ResNet-18 on a B×1×F×T log-spectrogram, global max pool → B×512.
 
     conv1 is replaced by a 1-channel 7×7/2 convolution; trained from scratch by default
@@ -60,17 +81,9 @@ class AudioResNet18Spec(_ResNetTrunk):
     out_dim = 512
 
     def __init__(self, weights: str | Path | None = None) -> None:
-        super().__init__(torchvision_resnet18("none"))
+        super().__init__(torchvision_resnet18("none"), weights)
         self.conv1 = nn.Conv2d(1, 64, kernel_size=(7, 7), stride=(2, 2), padding=(3, 3), bias=False)
-        self.pool = nn.AdaptiveMaxPool2d((1, 1))
-        self.pretrained = weights not in (None, "none")
-        if self.pretrained:
-            load_into(self, read_state_dict(weights), str(weights))
-
-    def forward(self, spec: torch.Tensor) -> torch.Tensor:
-        if spec.ndim == 3:  # B×F×T → B×1×F×T
-            spec = spec.unsqueeze(1)
-        return self.pool(self.trunk(spec)).flatten(1)
+        self.load_weights(weights)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -142,20 +155,12 @@ class VisualNarrowResNet(_ResNetTrunk):
 
 
 @register_model("audio.resnet_narrow_spec")
-class AudioNarrowResNet(_ResNetTrunk):
+class AudioNarrowResNet(_AudioTrunk):
     """Narrow ResNet on a B×C×F×T time-frequency input (C = `in_channels`: 1 for the spectrogram, 3 for
     VGGish's three 96×64 log-mel examples), global max pool → B×(8·width), like EZ-VSL's ``audnet``."""
 
     def __init__(self, weights: str | Path | None = None, depth: int = 10, width: int = 16, in_channels: int = 1) -> None:
-        super().__init__(narrow_resnet_trunk(depth, width, in_channels, 32))
+        super().__init__(narrow_resnet_trunk(depth, width, in_channels, 32), weights)
         self.in_channels = in_channels
         self.out_dim = 8 * width
-        self.pool = nn.AdaptiveMaxPool2d((1, 1))
-        self.pretrained = weights not in (None, "none")
-        if self.pretrained:
-            load_into(self, read_state_dict(weights), str(weights))
-
-    def forward(self, spec: torch.Tensor) -> torch.Tensor:
-        if spec.ndim == 3:  # B×F×T → B×1×F×T
-            spec = spec.unsqueeze(1)
-        return self.pool(self.trunk(spec)).flatten(1)
+        self.load_weights(weights)
