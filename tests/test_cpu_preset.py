@@ -150,3 +150,53 @@ def test_stage_two_gets_unlabelled_clips_after_a_warm_up_longer_than_an_epoch(da
     steps = {r["step"]: r for r in read_log(out / "log.jsonl") if r["type"] == "step"}
     assert sorted(steps) == [1, 2, 3, 4, 5, 6]
     assert all("loss_pl" not in steps[s] for s in (1, 2, 3, 4)) and all("loss_pl" in steps[s] for s in (5, 6))
+
+
+def _tiny_args(method, store, out, *more):
+    return ["--quiet", "train", method, "--preset", "cpu-small", "--data", str(store), "--out", str(out), "--device", "cpu",
+            "--workers", "0", "--batch-size", "4", "--set", "model.visual_cfg.width=4", "--set", "model.dim=16", *more]
+
+
+def test_cosine_schedule_ends_with_the_step_budget(data, tmp_path):
+    """The preset's cosine decay spans --max-steps, not the --epochs upper bound: the evaluated
+    last.pt is annealed. 12 clips at batch 4 = 3 steps per epoch; 3 epochs would be 9 steps."""
+    store, _ = data
+    out = tmp_path / "ez"
+    res = runner.invoke(app, _tiny_args("ezvsl", store, out, "--epochs", "3", "--max-steps", "4", "--set", "model.audio_cfg.width=4"))
+    assert res.exit_code == 0, res.output
+    from avslkit.engine.logging import read_log
+
+    lrs = [r["lr"] for r in read_log(out / "log.jsonl") if r["type"] == "step"]
+    assert len(lrs) == 4 and lrs[0] > lrs[-1]
+    assert lrs[-1] < 0.2 * 1e-3  # cosine over 4 steps; over 9 steps step 4 would still be at >= 0.75 of the base LR
+
+
+def test_a_run_that_is_all_warm_up_says_so(data, tmp_path, monkeypatch):
+    """`train dmt --epochs 1` with the default 6 warm-up epochs never reaches stage 2: a warning says so,
+    and the selection says why there is no best.pt although validation ran."""
+    store, ann = data
+    warnings = []
+    monkeypatch.setattr("avslkit.methods.localizer.log.warning", lambda msg, *a: warnings.append(msg % a))
+    out = tmp_path / "dmt"
+    res = runner.invoke(app, _tiny_args("dmt", store, out, "--epochs", "1", "--annotations", str(ann), "--labeled", "4",
+                                        "--val-labeled", "2", "--set", "units.a.audio_cfg.width=4", "--set", "units.b.audio_cfg.width=4"))
+    assert res.exit_code == 0, res.output
+    assert any("semi-supervised stage never runs" in w for w in warnings), warnings
+    import json
+
+    selection = json.loads((out / "checkpoints.json").read_text())["selection"]
+    assert "validation ran" in selection and not (out / "best.pt").exists()
+
+
+def test_offline_imagenet_error_names_the_flags(monkeypatch):
+    import torchvision.models
+
+    from avslkit.errors import AvslError
+    from avslkit.models.weights import torchvision_resnet18
+
+    def offline(*args, **kwargs):
+        raise OSError("no network")
+
+    monkeypatch.setattr(torchvision.models, "resnet18", offline)
+    with pytest.raises(AvslError, match=r"--set model.visual_weights=PATH; or --preset cpu-small"):
+        torchvision_resnet18("imagenet")

@@ -110,6 +110,7 @@ class CheckpointManager:
         self.mode = mode
         self.enabled = enabled
         self.best: dict[str, Any] | None = None
+        self.validated = False  # set by the trainer when a validation ran (the selection message says why no best.pt)
         self.last: dict[str, Any] | None = None
 
     @property
@@ -167,6 +168,8 @@ class CheckpointManager:
     def selection(self) -> str:
         if self.best is not None:
             return f"best.pt: highest validation {self.metric}" if self.mode == "max" else f"best.pt: lowest validation {self.metric}"
+        if self.validated:
+            return "last.pt: last epoch (validation ran, but no epoch could choose best.pt: a method's warm-up epochs cannot)"
         return "last.pt: last epoch (no validation annotations given, so no best-by-validation checkpoint)"
 
     def _write_index(self) -> None:

@@ -91,7 +91,7 @@ class Trainer:
         if self.max_steps:
             total = min(total, self.max_steps)
         self.total_steps = total
-        task.configure_schedule(self.epochs * self.steps_per_epoch, self.steps_per_epoch)
+        task.configure_schedule(self.total_steps, self.steps_per_epoch)  # a cosine decay ends with the budget (--max-steps)
         task.setup_ddp()
 
     # -- setup --------------------------------------------------------------------------------
@@ -304,6 +304,7 @@ class Trainer:
         means = {k: v / steps for k, v in sums.items()} if steps else {}
         means = self.ctx.all_reduce_mean({k: v for k, v in means.items() if k != "lr"}) | ({"lr": means["lr"]} if "lr" in means else {})
         val = self._validate() if (epoch + 1) % self.val_every == 0 or epoch + 1 == self.epochs else None
+        self.checkpoints.validated = self.checkpoints.validated or val is not None
         self.epoch = epoch + 1
         self.primary.set_epoch(self.epoch)
         record = {

@@ -404,6 +404,12 @@ class SemiSupervisedTask(Task):
             self._save_split(Path(trainer.run_dir))
         self.current_epoch = epoch
         self._update_stage(epoch)
+        if trainer is not None and self.warmup_epochs > 0 and not getattr(self, "_warned_all_warmup", False):
+            last = max(0, int(trainer.total_steps) - 1)
+            if self.stage_for(last // max(1, int(trainer.steps_per_epoch)), last) == "warmup":
+                self._warned_all_warmup = True
+                log.warning("all %d steps of this run are the labelled warm-up (ssl.warmup_epochs=%d): the semi-supervised "
+                            "stage never runs; raise --epochs/--max-steps or lower ssl.warmup_epochs", last + 1, self.warmup_epochs)
         if self.uses_unlabeled and self._datasets is not None:
             # load unlabelled data in every epoch that has at least one unbiased-stage step
             steps = trainer.steps_per_epoch if trainer is not None else len(self.unlabeled_data) // max(1, int(self.cfg.get("batch_size", 1)))

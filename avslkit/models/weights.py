@@ -57,7 +57,8 @@ def torchvision_resnet18(weights: str | Path | None = "none") -> nn.Module:
         except Exception as exc:  # noqa: BLE001 - offline machines fail inside urllib
             raise AvslError(
                 "cannot download torchvision ImageNet weights for ResNet-18 (offline?): "
-                "download resnet18-f37072fd.pth elsewhere and pass its path instead of 'imagenet'"
+                "download resnet18-f37072fd.pth elsewhere and pass its path instead of 'imagenet' "
+                "(training: --set model.visual_weights=PATH; or --preset cpu-small, small networks trained from scratch)"
             ) from exc
     model = resnet18(weights=None)
     load_into(model, read_state_dict(spec), spec)
