@@ -294,7 +294,9 @@ def test_cli_serves_prints_the_url_and_cleans_up(run_dir, tmp_path, monkeypatch)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     served = {}
 
-    def fake_serve_forever(self):  # stands in for the blocking loop: check the live server, then Ctrl+C
+    def fake_serve_forever(self, ready=None):  # stands in for the blocking loop: check the live server, then Ctrl+C
+        if ready is not None:
+            ready()  # the URL is announced only from here (once SIGTERM is handled)
         served["url"] = self.url
         self.start()
         served["info"] = get_json(self.url + "api/info")[1]

@@ -46,9 +46,11 @@ def command(
             log.warning("listening on %s: anyone who can reach this address can upload files to the demo", host)
         if localizer.ogl_random:
             log.warning("no --ogl-weights: OGL is a random ResNet-18 (the page shows a notice)")
-        stderr_console.print(Text.assemble("avslkit demo: open ", (server.url, "bold"), " (Ctrl+C to stop)"), highlight=False)
-        print(server.url, flush=True)
-        server.serve_forever()
+        def announce() -> None:
+            stderr_console.print(Text.assemble("avslkit demo: open ", (server.url, "bold"), " (Ctrl+C to stop)"), highlight=False)
+            print(server.url, flush=True)
+
+        server.serve_forever(ready=announce)
     except KeyboardInterrupt:
         stderr_console.print("demo stopped")
     finally:

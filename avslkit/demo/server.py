@@ -31,7 +31,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import PIL.Image
 from urllib.parse import parse_qs, urlsplit
@@ -367,9 +367,10 @@ class DemoServer:
         self._thread.start()
         return self
 
-    def serve_forever(self) -> None:
+    def serve_forever(self, ready: Callable[[], None] | None = None) -> None:
         """Serve in this thread until Ctrl+C or SIGTERM (both raise KeyboardInterrupt, so the caller's
-        `close()` removes the temp directory)."""
+        `close()` removes the temp directory). `ready` (e.g. printing the URL) runs once the SIGTERM
+        handler is in place: whoever learns the URL from it may stop the server at once."""
         previous = None
         if threading.current_thread() is threading.main_thread():
             def on_term(signum: int, frame: Any) -> None:
@@ -377,6 +378,8 @@ class DemoServer:
 
             previous = signal.signal(signal.SIGTERM, on_term)
         try:
+            if ready is not None:
+                ready()
             self.httpd.serve_forever()
         finally:
             if previous is not None:
