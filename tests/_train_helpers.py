@@ -84,6 +84,13 @@ def write_vggss_annotations(path: Path, ids: list[str], seed: int = 0) -> Path:
 TINY_MODEL = ["model.visual=tiny_test", "model.audio=tiny_test", "model.visual_weights=none", "model.dim=8"]
 
 
+def tiny_train_args(store: Path, out: Path, *more: str) -> list[str]:
+    """`avslkit train slavc` arguments of a tiny CPU run on `store` into `out` (for CliRunner)."""
+    sets = [x for item in TINY_MODEL for x in ("--set", item)]
+    return ["--quiet", "train", "slavc", "--data", str(store), "--out", str(out), "--device", "cpu", "--workers", "0",
+            "--image-size", "64", "--batch-size", "4", *sets, *more]
+
+
 def tiny_config(method: str, train: Path, *overrides: str, **extra: Any) -> dict[str, Any]:
     """Resolved config of a tiny CPU run of `method` on `train`."""
     base = [*TINY_MODEL, "image_size=64", "batch_size=4", "workers=0", "epochs=1", "device=cpu", f"data.train={train}"]

@@ -450,11 +450,9 @@ def train_store(tmp_path_factory) -> Path:
 
 
 def tiny_train(store: Path, out: Path, *more: str) -> list[str]:
-    from _train_helpers import TINY_MODEL
+    from _train_helpers import tiny_train_args
 
-    sets = [x for item in TINY_MODEL for x in ("--set", item)]
-    return ["--quiet", "train", "slavc", "--data", str(store), "--out", str(out), "--device", "cpu", "--workers", "0",
-            "--image-size", "64", "--batch-size", "4", *sets, *more]
+    return tiny_train_args(store, out, *more)
 
 
 def test_failed_resume_leaves_the_run_directory_untouched(train_store, tmp_path, one_torch_thread):

@@ -11,7 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _train_helpers import TINY_MODEL, make_store  # noqa: E402
+from _train_helpers import make_store, tiny_train_args  # noqa: E402
 
 from avslkit.cli.main import app  # noqa: E402
 from avslkit.engine.checkpoint import load_checkpoint  # noqa: E402
@@ -28,10 +28,7 @@ def store(tmp_path_factory) -> Path:
     return make_store(tmp_path_factory.mktemp("cli") / "train.h5", n=8)
 
 
-def tiny_args(store: Path, out: Path, *more: str) -> list[str]:
-    sets = [x for item in TINY_MODEL for x in ("--set", item)]
-    return ["--quiet", "train", "slavc", "--data", str(store), "--out", str(out), "--device", "cpu", "--workers", "0",
-            "--image-size", "64", "--batch-size", "4", *sets, *more]
+tiny_args = tiny_train_args
 
 
 def test_train_writes_run_and_resumes(store, tmp_path):
