@@ -2,17 +2,17 @@
 
 Subsets follow SLAVC's `EvaluatorFull.finalize_stats`: "all" (positives and negatives), "visible"
 (positives only) and the four size buckets (positives whose ground-truth area falls in the bucket).
-LocAcc, mean cIoU, AUC and MSE use positives only.
+Which metrics each section holds, and how each is computed, comes from `avslkit.metrics.registry`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from avslkit.metrics.detection import average_precision, max_f1
-from avslkit.metrics.localization import SIZE_BUCKETS, locacc, size_bucket, success_auc
+from avslkit.metrics.localization import SIZE_BUCKETS, size_bucket
+from avslkit.metrics.registry import Metric, Subset, metrics
 
 if TYPE_CHECKING:  # only a type here: the numba kernel behind it loads where maps are scored
     from avslkit.metrics.samples import SampleStats
@@ -25,14 +25,8 @@ def _nan_to_none(value: float) -> float | None:
     return None if value is None or (isinstance(value, float) and np.isnan(value)) else float(value)
 
 
-def _detection(pos: np.ndarray, stats: SampleStats, iou: float, max_f1_rule: str) -> dict[str, Any]:
-    out = {
-        "ap": _nan_to_none(average_precision(pos, stats.ciou, stats.confidence, iou)),
-        "max_f1": _nan_to_none(max_f1(pos, stats.ciou, stats.confidence, iou, "published")),
-    }
-    if max_f1_rule == "full":
-        out["max_f1_full"] = _nan_to_none(max_f1(pos, stats.ciou, stats.confidence, iou, "full"))
-    return out
+def _block(section_metrics: Sequence[Metric], subset: Subset, iou: float) -> dict[str, Any]:
+    return {m.key: _nan_to_none(m.aggregate(subset, iou)) for m in section_metrics}
 
 
 def negative_type_positive_sample(n_positive: int, n: int, seed: int) -> np.ndarray:
@@ -40,6 +34,11 @@ def negative_type_positive_sample(n_positive: int, n: int, seed: int) -> np.ndar
     rng = np.random.default_rng(seed)
     k = min(n, n_positive)
     return np.sort(rng.choice(n_positive, size=k, replace=False))
+
+
+def summary_options(max_f1_rule: str = "published") -> dict[str, Any]:
+    """The eval options that switch metrics on (`Metric.enabled`)."""
+    return {"max_f1": max_f1_rule}
 
 
 def summarize(
@@ -52,33 +51,28 @@ def summarize(
     """The metrics.json body (without "protocol"). `kinds`: "positive" or a negative type per sample."""
     kinds = np.asarray(kinds, dtype=object)
     pos = kinds == POSITIVE
-    pstats = stats.take(pos)
+    options = summary_options(max_f1_rule)
+    section: Mapping[str, list[Metric]] = {name: metrics(name, options) for name in
+                                           ("all", "at_iou", "visible", "by_size", "by_negative_type")}
+    everything = Subset(stats, pos)
+    pstats = everything.positives
     main_iou = iou_thresholds[0]
-    out: dict[str, Any] = {
-        "n_positive": int(pos.sum()),
-        "n_negative": int((~pos).sum()),
-        "locacc": _nan_to_none(locacc(pstats.ciou, main_iou)),
-        "mean_ciou": _nan_to_none(float(np.mean(pstats.ciou)) if pos.any() else float("nan")),
-        "auc": _nan_to_none(success_auc(pstats.ciou) if pos.any() else float("nan")),
-    }
-    out.update(_detection(pos, stats, main_iou, max_f1_rule))
-    out["mse"] = _nan_to_none(float(np.mean(pstats.mse)) if pos.any() else float("nan"))
+    out: dict[str, Any] = {"n_positive": int(pos.sum()), "n_negative": int((~pos).sum())}
+    out.update(_block(section["all"], everything, main_iou))
     for iou in iou_thresholds[1:]:
-        block = {"locacc": _nan_to_none(locacc(pstats.ciou, iou))}
-        block.update(_detection(pos, stats, iou, max_f1_rule))
-        out[f"at_iou_{iou}"] = block
-    out["visible"] = {f"@{iou}": _detection(pos[pos], pstats, iou, max_f1_rule) for iou in iou_thresholds}
+        out[f"at_iou_{iou}"] = _block(section["at_iou"], everything, iou)
+    visible = Subset(pstats, pos[pos])
+    out["visible"] = {f"@{iou}": _block(section["visible"], visible, iou) for iou in iou_thresholds}
 
     buckets = size_bucket(pstats.area)
     by_size: dict[str, Any] = {}
     for name in SIZE_BUCKETS:
         sel = buckets == name
-        sub = pstats.take(sel)
-        entry: dict[str, Any] = {"n": int(sel.sum()), "locacc": None, "auc": None, "ap": None, "max_f1": None}
+        entry: dict[str, Any] = {"n": int(sel.sum())}
         if sel.any():
-            entry["locacc"] = _nan_to_none(locacc(sub.ciou, main_iou))
-            entry["auc"] = _nan_to_none(success_auc(sub.ciou))
-            entry.update(_detection(np.ones(int(sel.sum()), bool), sub, main_iou, max_f1_rule))
+            entry.update(_block(section["by_size"], Subset(pstats.take(sel), np.ones(int(sel.sum()), bool)), main_iou))
+        else:  # an empty bucket lists its metrics as null, those switched on by an option left out (as always)
+            entry.update({m.key: None for m in section["by_size"] if m.enabled is None})
         by_size[name] = entry
     out["by_size"] = by_size
 
@@ -91,7 +85,7 @@ def summarize(
         chosen = pos_index[negative_type_positive_sample(pos_index.size, neg_index.size, seed)]
         index = np.concatenate([chosen, neg_index])
         entry = {"n": int(neg_index.size), "n_positive": int(chosen.size)}
-        entry.update(_detection(pos[index], stats.take(index), main_iou, max_f1_rule))
+        entry.update(_block(section["by_negative_type"], Subset(stats.take(index), pos[index]), main_iou))
         by_type[t] = entry
     out["by_negative_type"] = by_type
     return out

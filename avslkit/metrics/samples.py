@@ -25,35 +25,65 @@ import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 
 from avslkit.metrics._kernels import ORDER_BUCKET_BITS, map_sums, order_stats
 from avslkit.metrics.maps import CONFIDENCE_TOP_FRACTION, parse_binarize
+from avslkit.metrics.registry import stored_statistics
 
-_FIELDS = ("ciou", "confidence", "area", "mse")
+#: The statistics of the fused pass (`_block_stats`); other registered statistics are computed by their function.
+KERNEL_STATISTICS = ("ciou", "confidence", "area", "mse")
 #: Precision of the confidence (mean of the top 25 %): float64 (avslkit) or float32 (SLAVC test.py).
 CONFIDENCE_DTYPES = ("float64", "float32")
 
 
-@dataclass
 class SampleStats:
-    """Per-sample arrays (length N): cIoU, confidence, ground-truth area, MSE."""
+    """Per-sample arrays (length N), one per stored statistic of `metrics.registry` (built-in: cIoU,
+    confidence, ground-truth area, MSE), read as attributes (`stats.ciou`).
 
-    ciou: np.ndarray
-    confidence: np.ndarray
-    area: np.ndarray
-    mse: np.ndarray
+    Built positionally in registry order or by name; every stored statistic must be given.
+    """
+
+    def __init__(self, *arrays: np.ndarray, **named: np.ndarray):
+        names = [s.name for s in stored_statistics()]
+        if len(arrays) > len(names):
+            raise TypeError(f"SampleStats takes {len(names)} arrays ({', '.join(names)}), got {len(arrays)}")
+        values = dict(zip(names, arrays))
+        twice = sorted(set(values) & set(named))
+        unknown = sorted(set(named) - set(names))
+        missing = [n for n in names if n not in values and n not in named]
+        if twice or unknown or missing:
+            raise TypeError(f"SampleStats: given twice {twice}, unknown {unknown}, missing {missing} "
+                            f"(the registered statistics are {', '.join(names)})")
+        values.update(named)
+        self._arrays = {n: values[n] for n in names}
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        arrays = self.__dict__.get("_arrays", {})
+        if name in arrays:
+            return arrays[name]
+        raise AttributeError(f"SampleStats has no statistic {name!r} (registered: {', '.join(arrays)})")
+
+    def __len__(self) -> int:
+        return len(next(iter(self._arrays.values()))) if self._arrays else 0
+
+    def __repr__(self) -> str:
+        return f"SampleStats(n={len(self)}, statistics={list(self._arrays)})"
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        """The arrays by statistic name, in registry order."""
+        return dict(self._arrays)
 
     @staticmethod
     def concat(parts: list["SampleStats"]) -> "SampleStats":
+        names = [s.name for s in stored_statistics()]
         if not parts:
-            return SampleStats(*(np.zeros(0) for _ in _FIELDS))
-        return SampleStats(*(np.concatenate([getattr(p, f) for p in parts]) for f in _FIELDS))
+            return SampleStats(**{n: np.zeros(0) for n in names})
+        return SampleStats(**{n: np.concatenate([getattr(p, n) for p in parts]) for n in names})
 
     def take(self, index: np.ndarray) -> "SampleStats":
-        return SampleStats(*(getattr(self, f)[index] for f in _FIELDS))
+        return SampleStats(**{n: a[index] for n, a in self._arrays.items()})
 
 
 BLOCK = 4  # maps per vectorised step: the block's work arrays (~2 MB at 224×224) stay in cache
@@ -70,7 +100,8 @@ def default_workers() -> int:
 def sample_stats(maps_abs: np.ndarray, gt: np.ndarray, binarize_spec: str = "relative",
                  top_fraction: float = CONFIDENCE_TOP_FRACTION, block: int = BLOCK,
                  workers: int | None = None, confidence_dtype: str = "float64") -> SampleStats:
-    """cIoU, confidence (mean of the top 25% of the absolute map), GT area and MSE for N maps.
+    """cIoU, confidence (mean of the top 25% of the absolute map), GT area and MSE for N maps, plus
+    every other per-sample statistic registered in `metrics.registry` (computed from the same maps).
 
     `maps_abs` (N, H, W) are absolute score maps already at the ground-truth resolution; `gt` the
     (N, H, W) ground-truth maps (zeros for negatives; values multiples of 0.5 in [0, 1]). Work is
@@ -89,21 +120,39 @@ def sample_stats(maps_abs: np.ndarray, gt: np.ndarray, binarize_spec: str = "rel
     n_samples = x.shape[0]
     if n_samples == 0:
         return SampleStats.concat([])
+    kernel = _kernel_stats(x, g, rule, value, top_fraction, block, workers, confidence_dtype)
+    extra = {}
+    for statistic in stored_statistics():  # registered statistics outside the fused pass
+        if statistic.name in KERNEL_STATISTICS:
+            continue
+        if statistic.compute is None:
+            raise ValueError(f"per-sample statistic '{statistic.name}' has no function and is not one of the "
+                             f"fused pass ({', '.join(KERNEL_STATISTICS)})")
+        extra[statistic.name] = np.asarray(statistic.compute(x, g), dtype=np.float64).reshape(n_samples)
+    return SampleStats(**kernel, **extra)
+
+
+def _kernel_stats(x: np.ndarray, g: np.ndarray, rule, value: float | None, top_fraction: float, block: int,
+                  workers: int | None, confidence_dtype: str) -> dict[str, np.ndarray]:
+    """`KERNEL_STATISTICS` of every map, block by block over threads."""
+    n_samples = x.shape[0]
     flat_all, g_all = x.reshape(n_samples, -1), g.reshape(n_samples, -1)
     starts = range(0, n_samples, block)
     n_workers = max(1, min(default_workers() if workers is None else workers, len(starts)))
     local = threading.local()
 
-    def one_block(a: int) -> SampleStats:
+    def one_block(a: int) -> dict[str, np.ndarray]:
         work = getattr(local, "work", None)
         if work is None:  # one set of work arrays per thread
             work = local.work = _Buffers(min(block, n_samples), flat_all.shape[1])
         return _block_stats(flat_all[a:a + block], g_all[a:a + block], rule, value, top_fraction, work, confidence_dtype)
 
     if n_workers == 1:
-        return SampleStats.concat([one_block(a) for a in starts])
-    with ThreadPoolExecutor(n_workers) as pool:
-        return SampleStats.concat(list(pool.map(one_block, starts)))
+        parts = [one_block(a) for a in starts]
+    else:
+        with ThreadPoolExecutor(n_workers) as pool:
+            parts = list(pool.map(one_block, starts))
+    return {n: np.concatenate([p[n] for p in parts]) for n in KERNEL_STATISTICS}
 
 
 class _Buffers:
@@ -177,7 +226,7 @@ def _order_stats_numpy(flat: np.ndarray, part: np.ndarray, uses_median: bool, k_
 
 
 def _block_stats(flat: np.ndarray, g: np.ndarray, rule, value: float | None, top_fraction: float,
-                 work: _Buffers, confidence_dtype: str = "float64") -> SampleStats:
+                 work: _Buffers, confidence_dtype: str = "float64") -> dict[str, np.ndarray]:
     rows, n = flat.shape
     k_top = max(1, math.ceil(n * top_fraction))
     uses_median = rule.median
@@ -208,4 +257,4 @@ def _block_stats(flat: np.ndarray, g: np.ndarray, rule, value: float | None, top
     inter, g_sum, false_pos = sums[:, 0], sums[:, 1], sums[:, 2]
     denom = g_sum + false_pos
     cious = np.where(denom > 0, inter / np.where(denom > 0, denom, 1.0), 0.0)
-    return SampleStats(ciou=cious, confidence=conf, area=g_sum.copy(), mse=sums[:, 3] / n)
+    return {"ciou": cious, "confidence": conf, "area": g_sum.copy(), "mse": sums[:, 3] / n}
