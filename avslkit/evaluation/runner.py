@@ -20,7 +20,7 @@ from avslkit.errors import AvslError
 from avslkit.evaluation.baselines import BASELINES, MapSource, baseline_source
 from avslkit.evaluation.items import EvalItem, negative_items, positive_items, read_recorded_extended
 from avslkit.evaluation.protocol import summarize
-from avslkit.metrics.localization import AUC_THRESHOLDS, SIZE_BUCKETS, size_bucket
+from avslkit.metrics.localization import AUC_THRESHOLDS, SIZE_BUCKETS
 from avslkit.metrics.maps import BINARIZERS, EVAL_SIZE, parse_binarize, scale_maps, upsample_maps
 from avslkit.metrics.samples import SampleStats, sample_stats
 from avslkit.utils.console import log
@@ -191,17 +191,18 @@ def compute_stats(items: Sequence[EvalItem], source: MapSource, ann: Annotations
 
 # -- outputs --------------------------------------------------------------------------------------------
 def write_samples_csv(path: str | Path, items: Sequence[EvalItem], stats: SampleStats) -> None:
-    """Per-sample results: name, video, audio, type, cIoU, confidence, GT area, size bucket, MSE."""
-    buckets = size_bucket(stats.area)
+    """Per-sample results: name, video, audio, type, then one column per registered per-sample statistic
+    (`metrics.registry`: cIoU, confidence, GT area, size bucket, MSE); ground-truth ones blank for negatives."""
+    from avslkit.metrics.registry import sample_statistics
+
+    statistics = sample_statistics()
+    columns = [s.csv_values(stats) for s in statistics]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["name", "video", "audio", "type", "ciou", "confidence", "gt_area", "size_bucket", "mse"])
+    w.writerow(["name", "video", "audio", "type", *(s.column for s in statistics)])
     for k, it in enumerate(items):
-        if it.is_positive:
-            w.writerow([it.name, it.video, it.audio, it.kind, repr(float(stats.ciou[k])), repr(float(stats.confidence[k])),
-                        repr(float(stats.area[k])), buckets[k], repr(float(stats.mse[k]))])
-        else:
-            w.writerow([it.name, it.video, it.audio, it.kind, "", repr(float(stats.confidence[k])), "", "", ""])
+        w.writerow([it.name, it.video, it.audio, it.kind,
+                    *("" if s.positives_only and not it.is_positive else values[k] for s, values in zip(statistics, columns))])
     with atomic_path(path) as tmp:
         tmp.write_text(buf.getvalue())
 
@@ -244,26 +245,37 @@ def protocol_record(cfg: dict[str, Any], ann: Annotations, source_desc: str) -> 
     }
 
 
-def _print_table(metrics: dict[str, Any], title: str) -> None:
+def _print_table(metrics: dict[str, Any], title: str, iou_thresholds: Sequence[float]) -> None:
+    """Rows: all samples, size buckets, negative types; columns: the registered metrics reported per size
+    bucket; below it, the other top-level metrics and those at further IoU thresholds (`metrics.registry`)."""
     from rich.table import Table
 
+    from avslkit.metrics.registry import present
     from avslkit.utils.console import plain, stderr_console
 
-    def f(v: Any) -> str:
-        return "—" if v is None else f"{100 * v:.2f}"
+    def f(v: Any, percent: bool = True) -> str:
+        return "—" if v is None else f"{100 * v:.2f}" if percent else str(round(v, 4))
 
+    main = iou_thresholds[0]
+    by_size, by_type = metrics["by_size"], metrics["by_negative_type"]
+    columns = [m for m in present("by_size", [metrics, *by_size.values()]) if m.key in metrics]
     t = Table(title=plain(title))
-    for col in ("subset", "n", "LocAcc", "AUC", "AP@0.5", "max-F1@0.5"):
-        t.add_column(col, justify="right" if col != "subset" else "left")
-    t.add_row("all", str(metrics["n_positive"] + metrics["n_negative"]), f(metrics["locacc"]), f(metrics["auc"]),
-              f(metrics["ap"]), f(metrics["max_f1"]))
-    for name, e in metrics["by_size"].items():
-        t.add_row(name, str(e["n"]), f(e.get("locacc")), f(e.get("auc")), f(e.get("ap")), f(e.get("max_f1")))
-    for name, e in metrics["by_negative_type"].items():
-        t.add_row(plain(f"neg:{name}"), str(e["n"]), "", "", f(e.get("ap")), f(e.get("max_f1")))
+    t.add_column("subset", justify="left")
+    t.add_column("n", justify="right")
+    for m in columns:
+        t.add_column(m.header(main), justify="right")
+    t.add_row("all", str(metrics["n_positive"] + metrics["n_negative"]), *(f(metrics[m.key], m.percent) for m in columns))
+    for name, e in by_size.items():
+        t.add_row(name, str(e["n"]), *(f(e.get(m.key), m.percent) for m in columns))
+    for name, e in by_type.items():
+        t.add_row(plain(f"neg:{name}"), str(e["n"]),
+                  *(f(e[m.key], m.percent) if m.key in e else "" for m in columns))
     stderr_console.print(t)
-    stderr_console.print(f"mean cIoU {f(metrics['mean_ciou'])}  MSE {metrics['mse'] if metrics['mse'] is None else round(metrics['mse'], 4)}"
-                         f"  AP@0.75 {f(metrics['at_iou_0.75']['ap']) if 'at_iou_0.75' in metrics else '—'}")
+    below = [f"{m.header()} {f(metrics[m.key], m.percent)}" for m in present("all", [metrics]) if m not in columns]
+    for iou in iou_thresholds[1:]:
+        block = metrics.get(f"at_iou_{iou}", {})
+        below += [f"{m.label}@{iou} {f(block[m.key], m.percent)}" for m in present("at_iou", [block])]
+    stderr_console.print("  ".join(below))
 
 
 def save_maps_npz(path: Path, names: Sequence[str], source: MapSource, chunk_size: int = 256,
@@ -354,7 +366,7 @@ def run_evaluation(cfg: dict[str, Any], print_table: bool = True, workspace: dic
                       cfg.get("save_maps_dtype", "float32"))
     save_config(cfg, out.with_suffix(".config.yaml"))
     if print_table:
-        _print_table(metrics, desc)
+        _print_table(metrics, desc, cfg["iou_thresholds"])
     return metrics
 
 

@@ -66,7 +66,7 @@ def _max_f1(subset: Subset, iou: float) -> float:
     return max_f1(subset.positive, subset.stats.ciou, subset.stats.confidence, iou, "published")
 
 
-@register_metric("max_f1_full", label="max-F1 (full)", sections=_DETECTION, label_iou=True,
+@register_metric("max_f1_full", label="max-F1 full", sections=_DETECTION, label_iou=True,
                  enabled=lambda options: options.get("max_f1") == "full",
                  description="as `max_f1`, over every distinct confidence (`max_f1: full`)")
 def _max_f1_full(subset: Subset, iou: float) -> float:

@@ -129,25 +129,49 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _iou_thresholds(metrics: dict[str, Any]) -> list[float]:
+    """The evaluation's IoU thresholds (recorded in its protocol; else 0.5 and its `at_iou_θ` blocks)."""
+    recorded = (metrics.get("protocol") or {}).get("iou_thresholds")
+    if recorded:
+        return [float(t) for t in recorded]
+    return [0.5] + [float(k[len("at_iou_"):]) for k in metrics if k.startswith("at_iou_")]
+
+
 def metrics_tables(runs: Sequence[EvalRun]) -> str:
-    """HTML tables: main metrics per run, per size bucket and per negative type (percent)."""
+    """HTML tables: main metrics per run, per size bucket and per negative type (percent), their columns
+    the registered metrics each evaluation reports (`metrics.registry`)."""
+    from avslkit.metrics.registry import present
+
+    def value(m: Any, v: Any) -> Any:
+        return v if v is None or m.percent else f"{v:.4f}"  # raw values (MSE) as text, percent otherwise
+
+    all_metrics = [r.metrics for r in runs]
+    main_iou = _iou_thresholds(all_metrics[0])[0] if runs else 0.5
+    top = present("all", all_metrics)
+    further = list(dict.fromkeys(t for m in all_metrics for t in _iou_thresholds(m)[1:]))
+    at = {t: present("at_iou", [m.get(f"at_iou_{t}", {}) for m in all_metrics]) for t in further}
+    header = ["run", "positives", "negatives", *(m.header(main_iou) + ("" if m.percent else " (raw)") for m in top)]
+    header += [f"{m.label}@{t}" for t in further for m in at[t]]
     main_rows = []
     for r in runs:
-        m = r.metrics
-        at = m.get("at_iou_0.75", {})
-        main_rows.append([r.label, m.get("n_positive"), m.get("n_negative"), m.get("locacc"), m.get("mean_ciou"), m.get("auc"),
-                          m.get("ap"), m.get("max_f1"), at.get("ap"), at.get("max_f1"),
-                          None if m.get("mse") is None else f"{m['mse']:.4f}"])
-    parts = ["<h2>Metrics (%)</h2>", _table(["run", "positives", "negatives", "LocAcc", "mean cIoU", "AUC", "AP@0.5",
-                                             "max-F1@0.5", "AP@0.75", "max-F1@0.75", "MSE (raw)"], main_rows)]
-    size_rows = [[r.label, b, e.get("n"), e.get("locacc"), e.get("auc"), e.get("ap"), e.get("max_f1")]
-                 for r in runs for b, e in r.metrics.get("by_size", {}).items()]
-    if size_rows:
-        parts += ["<h3>By ground-truth size</h3>", _table(["run", "bucket", "n", "LocAcc", "AUC", "AP", "max-F1"], size_rows)]
-    neg_rows = [[r.label, t, e.get("n"), e.get("n_positive"), e.get("ap"), e.get("max_f1")]
-                for r in runs for t, e in r.metrics.get("by_negative_type", {}).items()]
-    if neg_rows:
-        parts += ["<h3>By negative type</h3>", _table(["run", "negatives", "n", "positives", "AP", "max-F1"], neg_rows)]
+        row = [r.label, r.metrics.get("n_positive"), r.metrics.get("n_negative")]
+        row += [value(m, r.metrics.get(m.key)) for m in top]
+        row += [value(m, r.metrics.get(f"at_iou_{t}", {}).get(m.key)) for t in further for m in at[t]]
+        main_rows.append(row)
+    parts = ["<h2>Metrics (%)</h2>", _table(header, main_rows)]
+    size_entries = [e for r in runs for e in r.metrics.get("by_size", {}).values()]
+    if size_entries:
+        cols = present("by_size", size_entries)
+        size_rows = [[r.label, b, e.get("n"), *(value(m, e.get(m.key)) for m in cols)]
+                     for r in runs for b, e in r.metrics.get("by_size", {}).items()]
+        parts += ["<h3>By ground-truth size</h3>", _table(["run", "bucket", "n", *(m.label for m in cols)], size_rows)]
+    neg_entries = [e for r in runs for e in r.metrics.get("by_negative_type", {}).values()]
+    if neg_entries:
+        cols = present("by_negative_type", neg_entries)
+        neg_rows = [[r.label, t, e.get("n"), e.get("n_positive"), *(value(m, e.get(m.key)) for m in cols)]
+                    for r in runs for t, e in r.metrics.get("by_negative_type", {}).items()]
+        parts += ["<h3>By negative type</h3>",
+                  _table(["run", "negatives", "n", "positives", *(m.label for m in cols)], neg_rows)]
     protocol = runs[0].metrics.get("protocol") if runs else None
     if protocol:
         parts += ["<details><summary>Protocol</summary>",
