@@ -30,8 +30,6 @@ from torch.utils.data import DataLoader
 
 from avslkit.errors import AvslError
 
-VAL_METRICS = ("loc_acc", "ciou_mean", "auc")
-
 
 class Validator:
     """Scores a task's maps on the annotated clips of a validation store."""
@@ -105,11 +103,11 @@ class Validator:
         return len(self.ids)
 
     @torch.no_grad()
-    def scores(self, task: Any) -> np.ndarray:
-        """Absolute maps → per-sample cIoU, in the order of `self.ids`."""
+    def scores(self, task: Any) -> Any:
+        """Absolute maps → per-sample statistics (`metrics.samples.SampleStats`), in the order of `self.ids`."""
         from avslkit.data.dataset import collate_av
         from avslkit.metrics.maps import upsample_maps
-        from avslkit.metrics.samples import sample_stats
+        from avslkit.metrics.samples import SampleStats, sample_stats
 
         loader = DataLoader(
             self.dataset,
@@ -120,30 +118,29 @@ class Validator:
             generator=torch.Generator().manual_seed(0),  # never touch the global RNG (exact resume)
         )
         was_training = [m.training for m in task.models().values()]
-        cious: list[np.ndarray] = []
+        parts: list[SampleStats] = []
         start = 0
         try:
             for batch in loader:
                 maps = task.localization_maps(batch["image"], batch["audio"]).float().cpu()
                 n = maps.shape[0]
-                stats = sample_stats(upsample_maps(maps), self.gt[start : start + n], self.binarize)
-                cious.append(stats.ciou)
+                parts.append(sample_stats(upsample_maps(maps), self.gt[start : start + n], self.binarize))
                 start += n
         finally:
             for module, mode in zip(task.models().values(), was_training):
                 module.train(mode)
-        return np.concatenate(cious) if cious else np.zeros(0)
+        return SampleStats.concat(parts)
 
     def run(self, task: Any) -> dict[str, float]:
-        from avslkit.metrics.localization import locacc, success_auc
+        """Every registered metric with a `validation_key` (built-in: loc_acc, ciou_mean, auc) on the positives, and n."""
+        from avslkit.metrics.registry import Subset, metrics
 
-        c = self.scores(task)
-        return {
-            "loc_acc": locacc(c, self.iou_threshold),
-            "ciou_mean": float(np.mean(c)) if c.size else float("nan"),
-            "auc": success_auc(c),
-            "n": int(c.size),
-        }
+        stats = self.scores(task)
+        subset = Subset(stats, np.ones(len(stats), bool))
+        record: dict[str, float] = {m.validation_key: m.aggregate(subset, self.iou_threshold)
+                                    for m in metrics() if m.validation_key}
+        record["n"] = len(stats)
+        return record
 
 
 def check_validation_inputs(cfg: Mapping[str, Any]) -> bool:

@@ -2,7 +2,9 @@
 
 `maps`: upsampling, per-sample min-max, binarisation rules, confidence; `localization`: cIoU,
 LocAcc, AUC, size buckets, MSE; `detection`: precision/recall, AP, max-F1 of the extended protocol;
-`samples`: everything per sample in one call; `reference`: straightforward per-sample implementation used for parity checks and benchmarks for parity checks.
+`samples`: everything per sample in one call; `reference`: straightforward per-sample implementation used for parity checks and benchmarks;
+`registry`: the one list of per-sample statistics and metrics (built-ins in `builtin`) that metrics.json, the
+per-sample CSV, the tables, the training Validator and the docs table are generated from.
 """
 
 from avslkit.metrics.detection import average_precision, f1_scores, max_f1, precision_recall
@@ -18,11 +20,12 @@ from avslkit.metrics.localization import (
     success_rates,
 )
 from avslkit.metrics.maps import BINARIZERS, binarize, confidence, minmax_normalize, parse_binarize, upsample_maps
+from avslkit.metrics.registry import register_metric, register_sample_statistic
 
 __all__ = [
     "AUC_THRESHOLDS", "BINARIZERS", "SIZE_BUCKETS", "SampleStats", "average_precision", "binarize", "ciou",
     "confidence", "f1_scores", "gt_area", "locacc", "max_f1", "minmax_normalize", "mse", "parse_binarize",
-    "precision_recall", "sample_stats", "size_bucket", "success_auc", "success_rates", "upsample_maps",
+    "precision_recall", "register_metric", "register_sample_statistic", "sample_stats", "size_bucket", "success_auc", "success_rates", "upsample_maps",
 ]
 
 

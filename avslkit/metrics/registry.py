@@ -203,8 +203,8 @@ def markdown_table() -> str:
     def where(m: Metric) -> str:
         return ", ".join(f"`{s}`" for s in m.sections) + ("" if m.enabled is None else " (only under its option)")
 
-    lines = ["| per-sample column | definition |", "|---|---|"]
-    lines += [f"| `{s.column}` | {s.description}{' (positives only)' if s.positives_only else ''} |"
+    lines = ["| per-sample column | definition | negative pairs |", "|---|---|---|"]
+    lines += [f"| `{s.column}` | {s.description} | {'blank' if s.positives_only else 'given'} |"
               for s in sample_statistics()]
     lines += ["", "| key | definition | reported in | training validation |", "|---|---|---|---|"]
     lines += [f"| `{m.key}` | {m.description} | {where(m)} | {f'`{m.validation_key}`' if m.validation_key else '—'} |"
