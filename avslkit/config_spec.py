@@ -1,28 +1,34 @@
-"""Types and allowed ranges of config values, declared once per command and checked once per run.
+"""Typed configuration: one frozen dataclass per config section, with the type and range of every key.
 
-`load_config` resolves a plain nested dict (defaults → preset → --config → flags → --set); the
-command then calls `check_config(cfg, "train" | "preprocess" | "eval")`, which compares every key
-declared here against its `Rule` and raises one `ConfigError` line naming the key, the bad value
-and what is allowed, e.g.::
+Defaults live in ONE place, the packaged YAML files (`avslkit/configs/*.yaml`, the documented
+defaults); the dataclasses here declare what each key is and what it may hold, and
+tests/test_config_types.py checks that every key of every packaged YAML is declared here and every
+field here has a packaged default. `load_config` resolves a plain nested dict (defaults → preset →
+--config → flags → --set); the entry point turns it into a typed config once with
+`resolve_config(cfg, "train" | "preprocess" | "eval" | "workspace")`, which checks every value against
+its `Rule` and raises one `ConfigError` line naming the key, the bad value and what is allowed, e.g.::
 
     config key optim.lr=-1 is out of range: expected a number > 0 (set it with --set optim.lr=VALUE or in --config)
 
-Keys a method does not define (e.g. `ssl.delta` for ezvsl) are skipped; keys not declared here are
-not checked. Adding a key = one line in `SPECS`.
+Code then reads `config.optim.lr`, never `cfg.get("optim", {}).get("lr", 1e-4)`: a mistyped key is an
+AttributeError, not a silent fallback. Keys a method does not define (e.g. `ssl.delta` for ezvsl)
+are None. Adding a key = its default (and comment) in the YAML + one field here.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Mapping
+import os
+import typing
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Mapping
 
-from avslkit.config import ConfigError
+from avslkit.config import ConfigError, merge, packaged_config
 
 
 @dataclass(frozen=True)
 class Rule:
-    """Type and range of one value: `kind` int | float | bool | str | choice; bounds inclusive unless `open_*`."""
+    """Type and range of one value: `kind` int | float | bool | str | path | list | choice; bounds inclusive unless `open_*`."""
 
     kind: str
     low: float | None = None
@@ -35,7 +41,8 @@ class Rule:
     def describe(self) -> str:
         if self.kind == "choice":
             return "one of " + ", ".join(str(c) for c in self.choices) + (" or null" if self.nullable else "")
-        noun = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}[self.kind]
+        noun = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string", "path": "a path",
+                "list": "a list"}[self.kind]
         bounds = []
         if self.low is not None and self.high is not None:
             left, right = ("(" if self.open_low else "["), (")" if self.open_high else "]")
@@ -59,6 +66,10 @@ class Rule:
             return None if isinstance(value, bool) else "has the wrong type"
         if self.kind == "str":
             return None if isinstance(value, str) else "has the wrong type"
+        if self.kind == "path":
+            return None if isinstance(value, (str, os.PathLike)) else "has the wrong type"
+        if self.kind == "list":
+            return None if isinstance(value, (list, tuple)) else "has the wrong type"
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return "is not a number" if self.kind == "float" else "is not an integer"
         if self.kind == "int" and not isinstance(value, int):
@@ -102,129 +113,387 @@ def Bool() -> Rule:  # noqa: N802
     return Rule("bool")
 
 
+def Str(nullable: bool = False) -> Rule:  # noqa: N802 - a name a registry checks (its own error lists the known ones)
+    return Rule("str", nullable=nullable)
+
+
+def PathLike(nullable: bool = True) -> Rule:  # noqa: N802 - a file or folder (null: not given)
+    return Rule("path", nullable=nullable)
+
+
+def List(nullable: bool = False) -> Rule:  # noqa: N802
+    return Rule("list", nullable=nullable)
+
+
 def Choice(*values: Any, nullable: bool = False) -> Rule:  # noqa: N802
     return Rule("choice", choices=tuple(values), nullable=nullable)
 
 
-_TRAIN: dict[str, Rule] = {
-    "seed": Int(),
-    "epochs": Int(1),
-    "max_steps": Int(0),
-    "batch_size": Int(1),
-    "workers": Int(0),
-    "image_size": Int(32),
-    "drop_last": Bool(),
-    "amp": Choice("none", "bf16", "fp16"),
-    "channels_last": Bool(),
-    "deterministic": Bool(),
-    "data.decoder": Choice("tensor", "pil"),
-    "data.float_rule": Choice("fused", "reference"),
-    "data.int16_scale": Choice(32768, 32767),
-    "data.val_labeled": Int(0, also=("auto",)),  # auto = min(500, 10% of the annotated clips)
-    "optim.name": Choice("adam", "adamw", "sgd"),
-    "optim.lr": Positive(),
-    "optim.weight_decay": Float(0),
-    "optim.momentum": Float(0, 1),
-    "optim.clip_norm": Float(0),
-    "optim.schedule": Choice("constant", "cosine"),
-    "optim.warmup_epochs": Float(0),
-    "optim.min_lr_factor": Fraction(),
-    "validation.metric": Rule("str"),
-    "validation.mode": Choice("max", "min"),
-    "validation.every_epochs": Int(1),
-    "validation.batch_size": Int(1),
-    "validation.workers": Int(0),
-    "validation.gt_mode": Choice("auto", "union", "consensus"),
-    "validation.annotation_format": Choice("auto", "vggss", "flickr"),
-    "validation.iou_threshold": Fraction(),
-    "validation.max_samples": Int(1, nullable=True),
-    "validation.held_out": Bool(),
-    "checkpoint.every_steps": Int(0),
-    "log.every_steps": Int(1),
-    "distributed.backend": Choice("auto", "nccl", "gloo"),
-    "distributed.gather_features": Bool(),
-    "distributed.sync_buffers": Choice("mean", "broadcast", "none"),
-    "model.dim": Int(1),
-    "model.tau": Positive(),
-    "model.dropout_img": OpenFraction(),
-    "model.dropout_aud": OpenFraction(),
-    "model.momentum": Fraction(),
-    "model.momentum_aud": Fraction(nullable=True),
-    "augment.num_ops": Int(0),
-    "augment.magnitude": Float(0, 30),
-    "ssl.warmup_epochs": Int(0),
-    "ssl.delta": Fraction(),
-    "ssl.tau": Fraction(),
-    "ssl.ema": Fraction(),
-    "ssl.contrastive_weight": Float(0),
-    "ssl.pseudo_weight": Float(0),
-    "ssl.attention_temperature": Positive(),
-    "ssl.val_max_samples": Int(1, nullable=True),
-}
 
-_PREPROCESS: dict[str, Rule] = {
-    "sample_rate": Int(1000, 384000),
-    "audio_seconds": Positive(),
-    "short_audio": Choice("tile", "zeros"),
-    "window_rule": Choice("round", "truncate", "seek_truncate"),
-    "allow_silent": Bool(),
-    "silence_floor": Float(0, 1),
-    "clamp_time": Bool(),
-    "frame_size": Int(0),
-    "resize_filter": Choice("bicubic", "bilinear", "area", "lanczos"),
-    "jpeg_quality": Int(1, 100),
-    "decoder_threads": Int(0),
-    "chunk_size": Int(1),
-}
 
-_EVAL: dict[str, Rule] = {
-    "ann_format": Choice("auto", "vggss", "flickr"),
-    "extended": Bool(),
-    "skip_missing": Bool(),
-    "strict": Bool(),
-    "gt": Choice("auto", "union", "consensus"),
-    "max_f1": Choice("published", "full"),
-    "negative_type_seed": Int(),
-    "batch_size": Int(1),
-    "chunk_size": Int(1),
-    "save_maps": Bool(),
-    "preset_auto": Bool(),
-    "upsample": Choice("bicubic", "bilinear"),
-    "map_scale": Choice("raw", "tau_bounds"),
-    "tau": Positive(),
-    "confidence_dtype": Choice("float64", "float32"),
-    "inference.use_momentum_eval": Choice(True, False, nullable=True),
-    "inference.decoder": Choice("tensor", "pil", nullable=True),
-    "inference.float_rule": Choice("fused", "reference", nullable=True),
-    "inference.int16_scale": Choice(32768, 32767, nullable=True),
-    "inference.spectrogram_backend": Choice("torch", "scipy", nullable=True),
-    "save_maps_dtype": Choice("float32", "float16"),
-}
-
-#: command → {dotted key: rule}. The one place where the type and range of a config value is declared.
-SPECS: dict[str, dict[str, Rule]] = {"train": _TRAIN, "preprocess": _PREPROCESS, "eval": _EVAL}
-
+# -- sections -----------------------------------------------------------------------------------------
 _MISSING = object()
 
 
-def _lookup(cfg: Mapping[str, Any], dotted: str) -> Any:
-    node: Any = cfg
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return _MISSING
-        node = node[part]
-    return node
+def key(rule: Rule | None = None) -> Any:
+    """A config key checked by `rule` (None: free-form, any YAML value). Its default is in the packaged YAML."""
+    return field(default=None, metadata={"rule": rule})
+
+
+def sections(each: type[Section]) -> Any:
+    """A mapping of name → `each` section (e.g. `units.a`, `units.b`)."""
+    return field(default=None, metadata={"each": each})
+
+
+def _shown(value: Any) -> str:
+    return "null" if value is None else (str(value).lower() if isinstance(value, bool) else str(value))
+
+
+def _check(dotted: str, rule: Rule, value: Any) -> None:
+    why = rule.problem(value)
+    if why is not None:
+        raise ConfigError(f"config key {dotted}={_shown(value)} {why}: expected {rule.describe()} "
+                          f"(set it with --set {dotted}=VALUE or in --config)")
+
+
+def _mapping(dotted: str, value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"config key {dotted}={_shown(value)} has the wrong type: expected a mapping of keys to values "
+                          f"(set it with --set {dotted}.KEY=VALUE or in --config)")
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class Section:
+    """One config section. Fields are its keys; a key the resolved config lacks (a method that does not
+    define it) is None. Built only by `from_mapping`, which checks every value against its rule."""
+
+    _nested: ClassVar[dict[str, type[Section]]]
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any], prefix: str = "") -> Any:
+        hints = typing.get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            dotted = prefix + f.name
+            value = mapping[f.name] if f.name in mapping else _MISSING
+            if value is _MISSING:
+                values[f.name] = None
+                continue
+            nested = _section_type(hints[f.name])
+            each = f.metadata.get("each")
+            if nested is not None:
+                values[f.name] = None if value is None else nested.from_mapping(_mapping(dotted, value), dotted + ".")
+            elif each is not None:
+                values[f.name] = None if value is None else {
+                    str(name): each.from_mapping(_mapping(f"{dotted}.{name}", sub), f"{dotted}.{name}.")
+                    for name, sub in _mapping(dotted, value).items()}
+            else:
+                rule = f.metadata.get("rule")
+                if rule is not None:
+                    _check(dotted, rule, value)
+                values[f.name] = value
+        return cls(**values)
+
+
+def _section_type(hint: Any) -> type[Section] | None:
+    """The Section class of an annotation like `OptimSection` or `SSLSection | None`, else None."""
+    candidates = typing.get_args(hint) or (hint,)
+    for candidate in candidates:
+        if isinstance(candidate, type) and issubclass(candidate, Section):
+            return candidate
+    return None
+
+
+# -- `avslkit train METHOD`: configs/train.yaml + configs/methods/<METHOD>.yaml ---------------------------
+@dataclass(frozen=True, kw_only=True)
+class DataSection(Section):
+    train: str | None = key(PathLike())
+    val: str | None = key(PathLike())
+    val_annotations: str | None = key(PathLike())
+    train_transform: str = key(Str())
+    decoder: str = key(Choice("tensor", "pil"))
+    float_rule: str = key(Choice("fused", "reference"))
+    int16_scale: int = key(Choice(32768, 32767))
+    exclude: str | None = key(PathLike())
+    # semi-supervised methods
+    annotations: str | None = key(PathLike())
+    annotation_format: str = key(Choice("auto", "vggss", "flickr"))
+    labeled: Any = key()  # 4k | 2k | 256 | 0.03 | all | ids.txt: parsed by avslkit.semisup.labeled
+    val_labeled: int | str = key(Int(0, also=("auto",)))  # auto = min(500, 10% of the annotated clips)
+    split_seed: int | None = key(Int(nullable=True))
+
+
+@dataclass(frozen=True, kw_only=True)
+class AudioSection(Section):
+    feature: str = key(Str())
+    sample_rate: int | None = key(Int(1, nullable=True))
+    options: dict[str, Any] = key()
+
+
+@dataclass(frozen=True, kw_only=True)
+class OptimSection(Section):
+    name: str = key(Choice("adam", "adamw", "sgd"))
+    lr: float = key(Positive())
+    weight_decay: float = key(Float(0))
+    betas: list[float] = key(List())
+    momentum: float = key(Float(0, 1))
+    clip_norm: float = key(Float(0))
+    schedule: str = key(Choice("constant", "cosine"))
+    warmup_epochs: float = key(Float(0))
+    min_lr_factor: float = key(Fraction())
+
+
+@dataclass(frozen=True, kw_only=True)
+class ValidationSection(Section):
+    metric: str = key(Str())
+    mode: str = key(Choice("max", "min"))
+    every_epochs: int = key(Int(1))
+    batch_size: int = key(Int(1))
+    workers: int = key(Int(0))
+    binarize: str = key(Str())
+    gt_mode: str = key(Choice("auto", "union", "consensus"))
+    annotation_format: str = key(Choice("auto", "vggss", "flickr"))
+    iou_threshold: float = key(Fraction())
+    max_samples: int | None = key(Int(1, nullable=True))
+    held_out: bool = key(Bool())
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckpointSection(Section):
+    every_steps: int = key(Int(0))
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogSection(Section):
+    every_steps: int = key(Int(1))
+
+
+@dataclass(frozen=True, kw_only=True)
+class DistributedSection(Section):
+    backend: str = key(Choice("auto", "nccl", "gloo"))
+    gather_features: bool = key(Bool())
+    find_unused_parameters: bool = key(Bool())
+    sync_buffers: str = key(Choice("mean", "broadcast", "none"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSection(Section):
+    name: str | None = key(Str(nullable=True))
+    visual: str = key(Str())
+    audio: str | None = key(Str(nullable=True))
+    visual_weights: str | None = key(PathLike())
+    audio_weights: str | None = key(PathLike())
+    visual_cfg: dict[str, Any] | None = key()
+    audio_cfg: dict[str, Any] | None = key()
+    dim: int = key(Int(1))
+    tau: float = key(Positive())
+    audio_head: str = key(Str())
+    init: str = key(Str())
+    # SLAVC (and DMT with ssl.student=slavc)
+    dropout_img: float = key(OpenFraction())
+    dropout_aud: float = key(OpenFraction())
+    momentum: float = key(Fraction())
+    momentum_aud: float | None = key(Fraction(nullable=True))
+    momentum_dropout: bool = key(Bool())
+    use_momentum_eval: bool = key(Bool())
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnitSection(Section):
+    """One localiser of a semi-supervised method (`units.a`, `units.b`)."""
+
+    audio: str | None = key(Str(nullable=True))
+    audio_weights: str | None = key(PathLike())
+    audio_cfg: dict[str, Any] | None = key()
+    audio_feature: str | None = key(Str(nullable=True))
+    audio_feature_options: dict[str, Any] = key()
+
+
+@dataclass(frozen=True, kw_only=True)
+class AugmentSection(Section):
+    labeled: str = key(Str())
+    num_ops: int = key(Int(0))
+    magnitude: float = key(Float(0, 30))
+    teacher: str = key(Str())  # dmt
+    student: str = key(Str())  # dmt
+    view_a: str = key(Str())  # xpl
+    view_b: str = key(Str())  # xpl
+
+
+@dataclass(frozen=True, kw_only=True)
+class SSLSection(Section):
+    """Semi-supervised options; each method reads its own (see its configs/methods/<METHOD>.yaml)."""
+
+    supervised_loss: str = key(Str())
+    resize: str = key(Str())
+    map_norm: str | None = key(Str(nullable=True))
+    log_val_quality: bool = key(Bool())
+    val_max_samples: int | None = key(Int(1, nullable=True))
+    warmup_epochs: int = key(Int(0))
+    warmup_unit: str = key(Choice("unlabeled", "labeled"))
+    # hard-pl, dmt
+    delta: float = key(Fraction())
+    pseudo_weight: float = key(Float(0))
+    # naive-ssl
+    contrastive: str = key(Str())
+    # dmt
+    tau: float = key(Fraction())
+    filter: bool = key(Bool())
+    pseudo_label: str = key(Str())
+    pseudo_label_size: int | None = key(Int(1, nullable=True))
+    ema: float = key(Fraction())
+    use_ema: bool = key(Bool())
+    single_teacher: bool = key(Bool())
+    labels_in_stage2: bool = key(Bool())
+    contrastive_weight: float = key(Float(0))
+    attention_audio: str = key(Str())
+    attention_temperature: float = key(Positive())
+    student: str = key(Str())
+    inference: str = key(Str())  # dmt: teachers | ...; xpl: both | a | b
+    # xpl
+    start_fraction: float = key(Fraction())
+    end_fraction: float = key(Fraction())
+    ramp_epochs: int = key(Int(0))
+    ramp: str = key(Str())
+    floor: float | None = key(Float(-1, 1, nullable=True))
+    temperature: float = key(Positive())
+    bank_alpha: float = key(Fraction())
+    bank_dtype: str = key(Str())
+    cross_loss: str = key(Str())
+    cross_weight: float = key(Float(0))
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig(Section):
+    """`avslkit train METHOD`: configs/train.yaml, then configs/methods/<METHOD>.yaml."""
+
+    method: str | None = key(Str(nullable=True))
+    preset: str | None = key(PathLike())
+    seed: int = key(Int())
+    device: str = key(Str())
+    epochs: int = key(Int(1))
+    max_steps: int = key(Int(0))
+    batch_size: int = key(Int(1))
+    workers: int = key(Int(0))
+    image_size: int = key(Int(32))
+    drop_last: bool = key(Bool())
+    amp: str = key(Choice("none", "bf16", "fp16"))
+    channels_last: bool = key(Bool())
+    deterministic: bool = key(Bool())
+    data: DataSection | None = None
+    audio: AudioSection | None = None
+    optim: OptimSection | None = None
+    validation: ValidationSection | None = None
+    checkpoint: CheckpointSection | None = None
+    log: LogSection | None = None
+    distributed: DistributedSection | None = None
+    model: ModelSection | None = None
+    units: dict[str, UnitSection] | None = sections(UnitSection)
+    augment: AugmentSection | None = None
+    ssl: SSLSection | None = None
+
+
+# -- `avslkit preprocess`: configs/preprocess.yaml ------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class PreprocessConfig(Section):
+    preset: str | None = key(PathLike())
+    sample_rate: int = key(Int(1000, 384000))
+    audio_seconds: float = key(Positive())
+    window_rule: str = key(Choice("round", "truncate", "seek_truncate"))
+    short_audio: str = key(Choice("tile", "zeros"))
+    allow_silent: bool = key(Bool())
+    silence_floor: float = key(Float(0, 1))
+    frame_time: float | str | None = key(Rule("float", 0, choices=("middle",), nullable=True))  # "middle" (or null) or seconds
+    clamp_time: bool = key(Bool())
+    frame_size: int = key(Int(0))
+    resize_filter: str = key(Choice("bicubic", "bilinear", "area", "lanczos"))
+    jpeg_quality: int = key(Int(1, 100))
+    extensions: list[str] = key(List())
+    decoder_threads: int = key(Int(0))
+    chunk_size: int = key(Int(1))
+
+
+# -- `avslkit eval`: configs/eval.yaml ------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class InferenceSection(Section):
+    """How a checkpoint's maps are computed; null keeps the checkpoint's own setting."""
+
+    use_momentum_eval: bool | None = key(Choice(True, False, nullable=True))
+    decoder: str | None = key(Choice("tensor", "pil", nullable=True))
+    float_rule: str | None = key(Choice("fused", "reference", nullable=True))
+    int16_scale: int | None = key(Choice(32768, 32767, nullable=True))
+    spectrogram_backend: str | None = key(Choice("torch", "scipy", nullable=True))
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvalConfig(Section):
+    preset: str | None = key(PathLike())
+    preset_auto: bool = key(Bool())
+    maps: str | None = key(PathLike())
+    checkpoint: str | None = key(PathLike())
+    baseline: str | None = key(Str(nullable=True))
+    annotations: str | None = key(PathLike())
+    ann_format: str = key(Choice("auto", "vggss", "flickr"))
+    test_list: str | None = key(PathLike())
+    test: str | None = key(PathLike())
+    extended: bool = key(Bool())
+    extended_csv: str | None = key(PathLike())
+    classes: str | None = key(PathLike())
+    skip_missing: bool = key(Bool())
+    strict: bool = key(Bool())
+    binarize: str = key(Str())
+    gt: str = key(Choice("auto", "union", "consensus"))
+    max_f1: str = key(Choice("published", "full"))
+    iou_thresholds: list[float] = key(List())
+    upsample: str = key(Choice("bicubic", "bilinear"))
+    map_scale: str = key(Choice("raw", "tau_bounds"))
+    tau: float = key(Positive())
+    confidence_dtype: str = key(Choice("float64", "float32"))
+    negative_type_seed: int = key(Int())
+    ogl_weights: str | None = key(PathLike())
+    device: str = key(Str())
+    batch_size: int = key(Int(1))
+    inference: InferenceSection | None = None
+    chunk_size: int = key(Int(1))
+    out: str | None = key(PathLike())
+    save_maps: bool = key(Bool())
+    save_maps_dtype: str = key(Choice("float32", "float16"))
+
+
+# -- the workspace conventions: configs/workspace.yaml --------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class WorkspaceConfig(Section):
+    file: str = key(Str())
+    store_dir: str = key(Str())
+    runs_dir: str = key(Str())
+    eval_dir: str = key(Str())
+    viz_dir: str = key(Str())
+    split_files: dict[str, list[str]] = key()
+
+
+#: command → its typed config (the packaged YAML of the same name holds the defaults).
+SPECS: dict[str, type[Section]] = {"train": TrainConfig, "preprocess": PreprocessConfig, "eval": EvalConfig}
+CONFIGS: dict[str, type[Section]] = {**SPECS, "workspace": WorkspaceConfig}
+
+
+def resolve_config(cfg: Mapping[str, Any], command: str) -> Any:
+    """The typed config of `command` ("train", "preprocess", "eval", "workspace") from a resolved dict;
+    one `ConfigError` line naming the first key whose value breaks its rule."""
+    return CONFIGS[command].from_mapping(_mapping("config", cfg))
 
 
 def check_config(cfg: Mapping[str, Any], command: str) -> Mapping[str, Any]:
-    """Raise ConfigError on the first value of `cfg` that breaks its rule in `SPECS[command]`; returns `cfg`."""
-    for key, rule in SPECS[command].items():
-        value = _lookup(cfg, key)
-        if value is _MISSING:
-            continue
-        why = rule.problem(value)
-        if why is not None:
-            shown = "null" if value is None else (str(value).lower() if isinstance(value, bool) else str(value))
-            raise ConfigError(f"config key {key}={shown} {why}: expected {rule.describe()} "
-                              f"(set it with --set {key}=VALUE or in --config)")
+    """Raise ConfigError on the first value of `cfg` that breaks its rule; returns `cfg` (partial dicts allowed)."""
+    resolve_config(cfg, command)
     return cfg
+
+
+def packaged_section(section: type[Section], mapping: Mapping[str, Any] | Section | None, command: str = "train") -> Any:
+    """Typed `section` (e.g. DataSection) of `mapping` (a config's section, possibly partial: e.g. the
+    `data` of an old checkpoint), the missing keys taken from the packaged `configs/<command>.yaml`."""
+    if isinstance(mapping, section):
+        return mapping
+    name = next(f.name for f in fields(CONFIGS[command]) if _section_type(typing.get_type_hints(CONFIGS[command])[f.name]) is section)
+    defaults = packaged_config(command)[name]
+    return section.from_mapping(merge(defaults, mapping or {}, strict=False), name + ".")

@@ -29,6 +29,7 @@ import torchvision.io
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 from torchvision import tv_tensors
 
+from avslkit.config_spec import DataSection, packaged_section
 from avslkit.data.audio import build_audio_feature
 from avslkit.data.store import Store
 from avslkit.data.transforms import PRESERVES_NORMALISED_GEOMETRY, build_image_transform
@@ -91,10 +92,12 @@ def int16_to_float(samples: np.ndarray, scale: float = 32768.0) -> np.ndarray:
     return np.clip(samples / np.iinfo(np.int16).max, -1.0, 1.0) if scale == 32767.0 else samples / scale
 
 
-def dataset_options(data: Mapping[str, Any]) -> dict[str, Any]:
-    """AVDataset keyword arguments from a config's `data` section: decoder, int16 scale, image float rule."""
-    return {"decoder": str(data.get("decoder", "tensor")), "int16_scale": float(data.get("int16_scale", 32768)),
-            "transform_opts": {"float_rule": str(data.get("float_rule", "fused"))}}
+def dataset_options(data: Mapping[str, Any] | DataSection) -> dict[str, Any]:
+    """AVDataset keyword arguments from a config's `data` section: decoder, int16 scale, image float rule
+    (keys a partial section lacks, e.g. an older checkpoint's, come from the packaged train.yaml)."""
+    section = packaged_section(DataSection, data)
+    return {"decoder": str(section.decoder), "int16_scale": float(section.int16_scale),
+            "transform_opts": {"float_rule": str(section.float_rule)}}
 
 
 def rasterize_boxes(boxes: np.ndarray | torch.Tensor, size: int = 224) -> torch.Tensor:

@@ -308,7 +308,7 @@ def clip_options(cfg: Mapping[str, Any]) -> ClipOptions:
 
 
 def _default_time(cfg: Mapping[str, Any]) -> float | None:
-    value = cfg.get("frame_time", "middle")
+    value = cfg["frame_time"]
     if value in (None, "middle"):
         return None
     try:
@@ -626,7 +626,7 @@ def preprocess(
         n_without = sum(1 for t in tasks if normalize_clip_id(t.id) not in stamps)
         if n_without:
             log.warning("%d clip(s) have no row in %s; using frame_time=%s for them", n_without, timestamps,
-                        cfg.get("frame_time"))
+                        cfg["frame_time"])
 
     attrs = StoreAttrs(
         sample_rate=opts.sample_rate, audio_samples=opts.audio_samples, frame_format="jpeg",
