@@ -2,7 +2,7 @@
 
 For each method, in its own subprocess (clean memory figures): builds one store of synthetic clips
 (256×256 JPEG frames, 3 s of 16 kHz audio) shared by every method, runs the real training loop
-(`Trainer`, the task's `training_step`, device-side audio features) for a few steps and reports
+(`Trainer`, the engine's `OptimizationStep` around the task's `compute_loss`, device-side audio features) for a few steps and reports
 - samples/s (median step, first step excluded) and the data-wait time per step (from log.jsonl),
 - FLOPs of one step (torch.utils.flop_counter.FlopCounterMode: forward + backward) and the achieved
   FLOP/s against the machine's dense fp32 matmul FLOP/s (timed torch.matmul) → utilisation ratio,
@@ -189,13 +189,13 @@ def teacher_names(task: Any) -> set[str]:
     return set(task.frozen_models()) if hasattr(task, "frozen_models") else set()
 
 
-def breakdown(task: Any, batch: dict, repeats: int = 2) -> dict[str, Any]:
+def breakdown(task: Any, batch: dict, step: Any, repeats: int = 2) -> dict[str, Any]:
     """The fastest of `repeats` timed, instrumented training steps (the task has already run two steps on this batch)."""
     import avslkit.methods.dmt as dmt_mod
     import avslkit.methods.xpl as xpl_mod
 
     probe = StepProbe()
-    probe.timed(task, "to_device", "to device")
+    probe.timed(step, "to_device", "to device")
     probe.timed(task, "compute_loss", "forward + loss (compute_loss)")
     probe.timed(task, "after_optimizer_step", "EMA / momentum update after the step")
     features = getattr(task, "features", None)
@@ -228,7 +228,7 @@ def breakdown(task: Any, batch: dict, repeats: int = 2) -> dict[str, Any]:
         probe.seconds, probe.calls = defaultdict(float), []
         probe.active = True
         t0 = time.perf_counter()
-        task.training_step(batch)
+        step(batch)
         total = time.perf_counter() - t0
         probe.active = False
         if best is None or total < best[0]:
@@ -250,7 +250,7 @@ def breakdown(task: Any, batch: dict, repeats: int = 2) -> dict[str, Any]:
     # checks: teachers without autograd, nothing computed twice on the same input
     teachers = teacher_names(task)
     teacher_params = [p for n in teachers for p in task.models()[n].parameters()]
-    opt_ids = {id(p) for p in task.parameters_to_optimize()}
+    opt_ids = {id(p) for p in step.params}
     checks: dict[str, Any] = {}
     if teachers:
         checks["teacher_params_requires_grad"] = sum(p.requires_grad for p in teacher_params)
@@ -283,7 +283,9 @@ def measure(method: str, store: Path, steps: int, batch: int, workers: int, imag
     from avslkit.data.dataset import collate_av
     from avslkit.engine.distributed import DistContext
     from avslkit.engine.logging import read_log
-    from avslkit.engine.run import resolve_data_config, run_training
+    from avslkit.engine.run import resolve_data_config
+    from avslkit.engine.step import OptimizationStep
+    from avslkit.training import run_training
     from avslkit.methods import build_task
 
     out = Path(tempfile.mkdtemp(prefix=f"bench_{method}_"))
@@ -296,27 +298,28 @@ def measure(method: str, store: Path, steps: int, batch: int, workers: int, imag
 
     # 1. memory of the first step of a fresh task: peak RSS − RSS before − (grads + Adam moments)
     task = build_task(resolve_data_config(cfg), DistContext())
+    step = OptimizationStep(task, task.cfg)
     datasets = task.train_datasets()
     if "train" in datasets:
         batch_data: Any = collate_av([datasets["train"][i] for i in range(batch)])
     else:  # one batch of every stream (unlabelled + labelled), as the Trainer joins them
         batch_data = {name: collate_av([ds[i] for i in range(batch)]) for name, ds in datasets.items()}
     clips_per_step = sum(len(b["audio"]) for b in batch_data.values()) if "train" not in datasets else batch
-    state_bytes = 3 * sum(p.numel() * p.element_size() for p in task.parameters_to_optimize())
+    state_bytes = 3 * sum(p.numel() * p.element_size() for p in step.params)
     rss_before = _status("VmRSS")
     try:
         Path("/proc/self/clear_refs").write_text("5")  # reset the peak-RSS counter (VmHWM)
         hwm_reset = True
     except OSError:
         hwm_reset = False
-    task.training_step(batch_data)
+    step(batch_data)
     peak = _status("VmHWM")
     # 2. FLOPs of one step (forward + backward, as counted by PyTorch)
     with FlopCounterMode(display=False) as counter:
-        task.training_step(batch_data)
+        step(batch_data)
     flops = counter.get_total_flops()
     # 3. one instrumented step: components, calls, no-grad checks
-    detail = breakdown(task, batch_data) if with_breakdown else None
+    detail = breakdown(task, batch_data, step=step) if with_breakdown else None
     stage = getattr(task, "stage", None)
     del task, datasets, batch_data
     gc.collect()

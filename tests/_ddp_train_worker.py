@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _train_helpers import tiny_config  # noqa: E402
 
 from avslkit.engine.distributed import init_distributed, shutdown_distributed  # noqa: E402
-from avslkit.engine.run import prepare_training  # noqa: E402
+from avslkit.training import prepare_training  # noqa: E402
 
 
 def main() -> None:
@@ -28,7 +28,7 @@ def main() -> None:
         trainer, resume_from = prepare_training(tiny_config(method, Path(store), *overrides), out, quiet=True, ctx=ctx)
         trainer.fit(resume=resume_from)
         state = {k: v.detach().clone() for k, v in trainer.task.model.state_dict().items()}
-        torch.save({"model": state, "rank": ctx.rank, "world": ctx.world_size, "step": trainer.task.global_step},
+        torch.save({"model": state, "rank": ctx.rank, "world": ctx.world_size, "step": trainer.global_step},
                    Path(out) / f"rank{ctx.rank}.pt")
         trainer.close()  # as run_training does: nothing distributed may outlive the process group
         del trainer

@@ -97,3 +97,23 @@ def tiny_config(method: str, train: Path, *overrides: str, **extra: Any) -> dict
     cfg = load_config(["train", f"methods/{method}"], overrides=[*base, *overrides], extra=extra or None)
     cfg["method"] = method
     return cfg
+
+
+def engine_step(task: Any, batch: dict, epoch: int | None = None) -> dict[str, float]:
+    """One optimisation step of `task` as the Trainer runs it (one `OptimizationStep` per task, kept
+    on it so that optimiser moments and the step counter carry over between calls)."""
+    from avslkit.engine.step import OptimizationStep
+
+    step = getattr(task, "_test_engine_step", None)
+    if step is None:
+        step = task._test_engine_step = OptimizationStep(task, task.cfg)
+    return step(batch, getattr(task, "current_epoch", 0) if epoch is None else epoch)
+
+
+def start_epoch(task: Any, epoch: int, run_dir: Path | None = None) -> None:
+    """`task.on_epoch_start` with the values the Trainer passes (one epoch = one pass over the first stream)."""
+    step = getattr(task, "_test_engine_step", None)
+    first = next(iter(task.train_datasets().values()))
+    per_epoch = max(1, len(first) // max(1, int(task.cfg.get("batch_size", 1))))
+    task.on_epoch_start(epoch, step=0 if step is None else step.global_step, steps_per_epoch=per_epoch,
+                        total_steps=per_epoch * int(task.cfg.get("epochs", 1)), run_dir=run_dir)

@@ -9,12 +9,13 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _train_helpers import make_store, tiny_config, write_vggss_annotations  # noqa: E402
+from _train_helpers import engine_step, make_store, start_epoch, tiny_config, write_vggss_annotations  # noqa: E402
 
 from avslkit.data.dataset import collate_av  # noqa: E402
 from avslkit.engine.checkpoint import load_checkpoint  # noqa: E402
 from avslkit.engine.logging import read_log  # noqa: E402
-from avslkit.engine.run import resolve_data_config, run_training  # noqa: E402
+from avslkit.engine.run import resolve_data_config  # noqa: E402
+from avslkit.training import run_training  # noqa: E402
 from avslkit.errors import AvslError  # noqa: E402
 from avslkit.methods import build_task, load_task_for_inference  # noqa: E402
 
@@ -46,10 +47,10 @@ def _batch(task, stream: str) -> dict:
 def _stage2_task(data, *overrides: str):
     task = build_task(resolve_data_config(dmt_config(data, *overrides)))
     task.train_datasets()
-    task.on_epoch_start(0, None)
+    start_epoch(task, 0)
     for _ in range(2):  # a few warm-up steps so students and teachers differ from their init
-        task.training_step({"labeled": _batch(task, "labeled"), "unlabeled": {"index": torch.arange(4)}})
-    task.on_epoch_start(1, None)  # enter the unbiased stage: teachers := students
+        engine_step(task, {"labeled": _batch(task, "labeled"), "unlabeled": {"index": torch.arange(4)}})
+    start_epoch(task, 1)  # enter the unbiased stage: teachers := students
     assert task.stage == "unbiased"
     return task
 
@@ -62,7 +63,7 @@ def test_teachers_get_no_gradient_and_follow_the_ema_exactly(data):
     before = {n: {k: p.detach().clone() for k, p in t.named_parameters()} for n, t in task.teachers.items()}
     batch = {"labeled": _batch(task, "labeled"), "unlabeled": _batch(task, "unlabeled")}
     assert batch["unlabeled"]["image"].shape[1] == 2  # weak + strong view of one crop
-    terms = task.training_step(batch)
+    terms = engine_step(task, batch)
     assert "loss_con_a" in terms and "pl_kept" in terms
     for n, teacher in task.teachers.items():
         assert not teacher.training
@@ -79,11 +80,11 @@ def test_teachers_get_no_gradient_and_follow_the_ema_exactly(data):
 def test_noise_filter_and_ipl_are_applied(data):
     everything = _stage2_task(data, "ssl.delta=0.0", "ssl.tau=0.0")  # every pixel foreground, IoU 1 → all kept
     batch = {"labeled": _batch(everything, "labeled"), "unlabeled": _batch(everything, "unlabeled")}
-    assert everything.training_step(batch)["pl_kept"] == 1.0
+    assert engine_step(everything, batch)["pl_kept"] == 1.0
     strict = _stage2_task(data, "ssl.delta=0.0", "ssl.tau=1.01")  # IoU ≤ 1 < τ → nothing kept
-    assert strict.training_step(batch)["pl_kept"] == 0.0
+    assert engine_step(strict, batch)["pl_kept"] == 0.0
     unfiltered = _stage2_task(data, "ssl.delta=0.0", "ssl.tau=1.01", "ssl.filter=false")
-    assert unfiltered.training_step(batch)["pl_kept"] == 1.0
+    assert engine_step(unfiltered, batch)["pl_kept"] == 1.0
     # IPL = M^A · M^B on teacher maps
     maps = {"a": torch.tensor([[[-5.0, 5.0], [5.0, 5.0]]]), "b": torch.tensor([[[5.0, 5.0], [-5.0, 5.0]]])}
     strict.delta = 0.6
@@ -113,7 +114,7 @@ def test_smoke_run_logs_resume_and_inference(data, tmp_path):
             assert torch.equal(a["models"][name][k], b["models"][name][k]), (name, k)
     task = load_task_for_inference(straight)
     store, _ = data
-    ds = task.val_dataset()
+    ds = task.quality_dataset()
     batch = collate_av([ds[0], ds[1]])
     maps = task.localization_maps(batch["image"], batch["audio"])
     assert maps.shape[0] == 2 and maps.ndim == 3
@@ -130,7 +131,7 @@ def test_single_teacher_and_ezvsl_student_ablations(data, tmp_path):
     task = _stage2_task(data, "ssl.single_teacher=true", "ssl.delta=0.0", "ssl.tau=0.0", "ssl.student=ezvsl")
     assert set(task.teachers) == {"a"} and isinstance(task.units["a"].aud_proj, torch.nn.Linear)
     batch = {"labeled": _batch(task, "labeled"), "unlabeled": _batch(task, "unlabeled")}
-    terms = task.training_step(batch)
+    terms = engine_step(task, batch)
     assert terms["pl_kept"] == 1.0 and "loss_sup_b" not in terms
 
 
@@ -155,7 +156,7 @@ def test_no_ema_own_labels_and_no_labels_in_stage2_ablations(data):
     assert task.labels_for(pl, "b").tolist() == [[[1.0, 1.0], [0.0, 1.0]]]
     task.delta = 0.0
     batch = {"labeled": _batch(task, "labeled"), "unlabeled": _batch(task, "unlabeled")}
-    terms = task.training_step(batch)
+    terms = engine_step(task, batch)
     assert terms["pl_kept"] == 1.0
     for n, t in task.teachers.items():  # use_ema=false: the teachers stay the warmed-up networks
         for k, v in t.state_dict().items():
@@ -217,7 +218,7 @@ def test_slavc_student_runs_the_slavc_pipeline(data, monkeypatch):
     momentum = {n: {k: p.detach().clone() for k, p in u.named_parameters() if k.startswith("momentum_")} for n, u in task.units.items()}
     teachers = {n: {k: p.detach().clone() for k, p in t.named_parameters()} for n, t in task.teachers.items()}
     batch = {"labeled": _batch(task, "labeled"), "unlabeled": _batch(task, "unlabeled")}
-    terms = task.training_step(batch)
+    terms = engine_step(task, batch)
     assert all(torch.isfinite(torch.tensor(v)) for v in terms.values())
     assert terms["pl_kept"] == 1.0 and {"loss_sup_a", "loss_con_a", "loss_sup_b", "loss_con_b"} <= set(terms)
     # the unsupervised term is SLAVC's loss, online features (with grad) against momentum targets (without)
@@ -245,7 +246,7 @@ def test_slavc_student_smoke_run_and_inference_rebuild(data, tmp_path):
     assert all(isinstance(m, SLAVC) for m in (*task.units.values(), *task.teachers.values()))
     saved = load_checkpoint(out / "last.pt")["task"]["models"]
     assert any(k.startswith("momentum_img_proj1.") for k in saved["unit_a"])
-    ds = task.val_dataset()
+    ds = task.quality_dataset()
     batch = collate_av([ds[0], ds[1]])
     maps = task.localization_maps(batch["image"], batch["audio"])
     feats = task.features_for(batch["audio"])

@@ -12,13 +12,15 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _train_helpers import make_store, tiny_config, write_vggss_annotations  # noqa: E402
+from _train_helpers import engine_step, make_store, tiny_config, write_vggss_annotations  # noqa: E402
 
 from avslkit.engine.checkpoint import CheckpointManager, capture_rng, load_checkpoint, restore_rng, save_checkpoint  # noqa: E402
 from avslkit.engine.data import ResumableLoader, SeededDataset  # noqa: E402
 from avslkit.engine.distributed import DistContext, resolve_device  # noqa: E402
 from avslkit.engine.logging import read_log  # noqa: E402
-from avslkit.engine.run import resolve_data_config, run_training  # noqa: E402
+from avslkit.engine.step import OptimizationStep  # noqa: E402
+from avslkit.engine.run import resolve_data_config  # noqa: E402
+from avslkit.training import run_training  # noqa: E402
 from avslkit.engine.trainer import Trainer  # noqa: E402
 from avslkit.errors import AvslError  # noqa: E402
 from avslkit.methods import build_task, load_task_for_inference, predict_maps  # noqa: E402
@@ -140,22 +142,23 @@ def test_task_state_round_trip(method, store, tmp_path):
     task = build_task(cfg, DistContext())
     ds = task.train_datasets()["train"]
     batch = collate_av([ds[i] for i in range(4)])
-    terms = task.training_step(batch)
+    terms = engine_step(task, batch)
     assert np.isfinite(terms["loss"]) and terms["lr"] == pytest.approx(1e-4)
-    save_checkpoint(tmp_path / "t.pt", {"task": task.state_dict()})
+    save_checkpoint(tmp_path / "t.pt", {"task": task._test_engine_step.state_dict()})
     torch.manual_seed(1)
     other = build_task(cfg, DistContext())
-    other.load_state_dict(load_checkpoint(tmp_path / "t.pt")["task"])
+    other_step = other._test_engine_step = OptimizationStep(other, cfg)
+    other_step.load_state_dict(load_checkpoint(tmp_path / "t.pt")["task"])
     assert_same_weights(task.model.state_dict(), other.model.state_dict())
     if method == "slavc":  # momentum copies are part of the state and differ from the online nets
         sd = other.model.state_dict()
         assert any(not torch.equal(sd[k], sd[k.replace("momentum_", "", 1)]) for k in sd if k.startswith("momentum_img_proj1"))
-    assert other.global_step == 1
+    assert other_step.global_step == 1
     # identical next step from identical state (optimizer moments restored too)
     torch.manual_seed(5)
-    a = task.training_step(batch)
+    a = engine_step(task, batch)
     torch.manual_seed(5)
-    b = other.training_step(batch)
+    b = engine_step(other, batch)
     assert a == b
     assert_same_weights(task.model.state_dict(), other.model.state_dict())
     # momentum copies stay out of the optimiser / DDP wrapper
@@ -276,7 +279,7 @@ def test_amp_options_on_cpu(store):
     task = build_task(cfg, DistContext())
     assert task.amp_dtype == torch.bfloat16 and not task.channels_last  # channels_last only on CUDA
     ds = task.train_datasets()["train"]
-    terms = task.training_step(collate_av([ds[i] for i in range(4)]))
+    terms = engine_step(task, collate_av([ds[i] for i in range(4)]))
     assert np.isfinite(terms["loss"])
     assert task.localization_maps(torch.zeros(2, 3, 64, 64), torch.zeros(2, 8000)).dtype == torch.float32
     with pytest.raises(AvslError, match="fp16 needs a GPU"):
@@ -346,10 +349,10 @@ def _two_stream_task_class():
             loss = (self.ddp("net")(x) - 1).pow(2).mean()
             return loss, {"mse": loss.detach()}
 
-        def on_epoch_start(self, epoch, trainer) -> None:
+        def on_epoch_start(self, epoch, *, step, steps_per_epoch, total_steps, run_dir=None) -> None:
             self.events.append(("start", epoch))
 
-        def on_epoch_end(self, epoch, trainer) -> dict:
+        def on_epoch_end(self, epoch, step) -> dict:
             self.events.append(("end", epoch))
             return {"unlabelled_seen": len(self.unlabelled_seen)}
 
@@ -377,7 +380,7 @@ def _two_stream_run(out: Path, max_steps: int = 0, resume: bool = False):
 def test_secondary_streams_hooks_and_resume(tmp_path):
     task, trainer = _two_stream_run(tmp_path / "straight")
     assert task.events == [("start", 0), ("end", 0), ("start", 1), ("end", 1)]
-    assert trainer.steps_per_epoch == 3 and task.global_step == 6  # the labelled stream defines the epoch
+    assert trainer.steps_per_epoch == 3 and trainer.global_step == 6  # the labelled stream defines the epoch
     seen = task.unlabelled_seen
     assert len(seen) == 12 and sorted(seen[:10]) == list(range(10))  # one full pass, then the next order
     assert trainer.loaders["unlabelled"].state_dict()["epoch"] == 1
@@ -392,7 +395,7 @@ def test_secondary_streams_hooks_and_resume(tmp_path):
 
 
 def test_lr_schedules():
-    from avslkit.methods.base import lr_factor
+    from avslkit.engine.optim import lr_factor
 
     assert [lr_factor("constant", s, 10, 0) for s in (0, 5, 9)] == [1.0, 1.0, 1.0]
     assert [lr_factor("cosine", s, 10, 2) for s in (0, 1)] == [0.5, 1.0]  # linear warm-up

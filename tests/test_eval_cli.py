@@ -180,7 +180,7 @@ def test_checkpoint_round_trip_with_trained_run(tmp_path):
         sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
         from _train_helpers import make_store, tiny_config, write_vggss_annotations
 
-        from avslkit.engine.run import run_training
+        from avslkit.training import run_training
     except ImportError as exc:  # training code not present in this checkout
         pytest.skip(f"training engine unavailable: {exc}")
     train = make_store(tmp_path / "train.h5", n=8)

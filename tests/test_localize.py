@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from _train_helpers import make_store, tiny_config
 from avslkit.cli.main import app
-from avslkit.engine.run import run_training
+from avslkit.training import run_training
 from avslkit.errors import AvslError
 from avslkit.methods.inference import load_task_for_inference
 from avslkit.viz.localize import (Localizer, audio_windows, decode_audio, decode_frames, load_ogl, run_localize)

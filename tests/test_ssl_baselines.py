@@ -15,9 +15,10 @@ from _train_helpers import make_store, tiny_config, write_vggss_annotations  # n
 
 from avslkit.data.dataset import collate_av  # noqa: E402
 from avslkit.engine.logging import read_log  # noqa: E402
-from avslkit.engine.run import run_training  # noqa: E402
+from avslkit.training import run_training  # noqa: E402
 from avslkit.methods import load_task_for_inference  # noqa: E402
-from avslkit.methods.localizer import AUDIO_INPUTS, GatedDataset, TwoViewTransform, build_localizer, unit_config  # noqa: E402
+from avslkit.data.streams import GatedDataset, TwoViewTransform  # noqa: E402
+from avslkit.methods.localizer import AUDIO_INPUTS, build_localizer, unit_config  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -55,7 +56,7 @@ def test_baseline_smoke_runs(data, tmp_path, method, extra, steps, keys):
     if method == "hard-pl":
         assert epochs[0]["task_stage_unbiased"] == 0.0 and epochs[-1]["task_pl_kept_mean"] == 1.0
     task = load_task_for_inference(out)
-    ds = task.val_dataset()
+    ds = task.quality_dataset()
     maps = task.localization_maps(*(collate_av([ds[0], ds[1]])[k] for k in ("image", "audio")))
     assert maps.shape[0] == 2 and maps.ndim == 3
 
@@ -122,7 +123,7 @@ def test_best_is_chosen_on_the_held_out_training_clips(data, tmp_path):
     store (val.txt), which are neither labelled nor unlabelled training clips, and picks best.pt by them."""
     import json
 
-    from avslkit.engine.run import prepare_training
+    from avslkit.training import prepare_training
     from avslkit.semisup.labeled import read_split
 
     out = tmp_path / "sup"
@@ -139,7 +140,7 @@ def test_best_is_chosen_on_the_held_out_training_clips(data, tmp_path):
 
 
 def test_validation_source_precedence(data, tmp_path):
-    from avslkit.engine.run import prepare_training
+    from avslkit.training import prepare_training
     from avslkit.engine.validation import Validator
 
     store, ann = data

@@ -9,12 +9,13 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _train_helpers import make_store, tiny_config, write_vggss_annotations  # noqa: E402
+from _train_helpers import engine_step, make_store, start_epoch, tiny_config, write_vggss_annotations  # noqa: E402
 
 from avslkit.data.dataset import collate_av  # noqa: E402
 from avslkit.engine.checkpoint import load_checkpoint  # noqa: E402
 from avslkit.engine.logging import read_log  # noqa: E402
-from avslkit.engine.run import resolve_data_config, run_training  # noqa: E402
+from avslkit.engine.run import resolve_data_config  # noqa: E402
+from avslkit.training import run_training  # noqa: E402
 from avslkit.methods import build_task, load_task_for_inference  # noqa: E402
 from avslkit.semisup.maps import to_unit_maps  # noqa: E402
 from avslkit.semisup.xpl import sharpen  # noqa: E402
@@ -40,12 +41,12 @@ def xpl_config(data, *overrides: str) -> dict:
 def test_step_selects_sharpens_and_fills_the_banks(data):
     task = build_task(resolve_data_config(xpl_config(data, "ssl.start_fraction=0.5", "ssl.floor=null", "ssl.bank_dtype=float32")))
     streams = task.train_datasets()
-    task.on_epoch_start(1, None)  # first stage-2 epoch: fraction = start_fraction
+    start_epoch(task, 1)  # first stage-2 epoch: fraction = start_fraction
     assert task.stage == "unbiased" and task.fraction == 0.5
     lab = collate_av([streams["labeled"][i] for i in range(4)])
     unl = collate_av([streams["unlabeled"][i] for i in (0, 2, 4, 6)])
     before = {u: {k: v.clone() for k, v in m.state_dict().items()} for u, m in task.units.items()}
-    terms = task.training_step({"labeled": lab, "unlabeled": unl})
+    terms = engine_step(task, {"labeled": lab, "unlabeled": unl})
     assert terms["xpl_kept"] == 0.5  # 2 of the 4 most correlated
     assert {"loss_cross_a", "loss_cross_b", "loss_con_a", "loss_sup_b"} <= set(terms)
     assert task.banks["a"].seen.tolist() == [True, False, True, False, True, False, True, False]
@@ -82,7 +83,7 @@ def test_smoke_resume_with_bank_and_inference(data, tmp_path):
             assert torch.equal(a["models"][f"unit_{u}"][k], b["models"][f"unit_{u}"][k]), (u, k)
     assert a["extra"]["banks"]["a"]["labels"].dtype == torch.float16
     task = load_task_for_inference(straight)
-    ds = task.val_dataset()
+    ds = task.quality_dataset()
     batch = collate_av([ds[0], ds[1], ds[2]])
     maps = task.localization_maps(batch["image"], batch["audio"])
     assert maps.shape[0] == 3 and torch.isfinite(maps).all()
@@ -95,7 +96,7 @@ import torch
 sys.path.insert(0, {tests!r})
 from _train_helpers import tiny_config
 from avslkit.engine.distributed import init_distributed, shutdown_distributed
-from avslkit.engine.run import prepare_training
+from avslkit.training import prepare_training
 store, ann, root = sys.argv[1:4]
 ctx = init_distributed("cpu", "gloo")
 for method, extra in (("xpl", ["ssl.floor=null"]), ("dmt", ["ssl.tau=0.0", "ssl.delta=0.0"])):
@@ -104,7 +105,7 @@ for method, extra in (("xpl", ["ssl.floor=null"]), ("dmt", ["ssl.tau=0.0", "ssl.
                       "units.a.audio=tiny_test", "units.b.audio=tiny_test", "ssl.warmup_epochs=1", "epochs=2", *extra)
     trainer, resume_from = prepare_training(cfg, out, quiet=True, ctx=ctx)
     trainer.fit(resume=resume_from)
-    torch.save(trainer.task.state_dict(), out / f"rank{{ctx.rank}}.pt")
+    torch.save(trainer.step.state_dict(), out / f"rank{{ctx.rank}}.pt")
 shutdown_distributed()
 '''
 

@@ -1,4 +1,4 @@
-"""`avslkit train METHOD`: train a localisation method on a store (thin layer over avslkit.engine.run)."""
+"""`avslkit train METHOD`: train a localisation method on a store (thin layer over avslkit.training)."""
 
 from __future__ import annotations
 
@@ -61,8 +61,9 @@ def command(
     Example: avslkit train dmt --labeled 4k   (explicit: avslkit train slavc --data train.h5 --val val.h5 --val-annotations vggss.json --out runs/slavc --device cuda --amp bf16)
     """
     from avslkit.config import load_config, preset_layer
-    from avslkit.engine.run import run_training, saved_run_config
+    from avslkit.engine.run import saved_run_config
     from avslkit.methods.base import get_method
+    from avslkit.training import run_training
     from avslkit.utils.console import is_quiet
 
     from avslkit.workflow import fill_train_config, record_run, train_out

@@ -1,8 +1,10 @@
-"""`run_training`: everything `avslkit train METHOD` does, importable without the CLI.
+"""`run_training`: the engine side of `avslkit train METHOD`, importable without the CLI.
 
 Resolves the data-dependent config values (audio sample rate of the training store), sets up
-the process (device, DDP, seeds), builds the task and validator, writes `config.yaml` and runs
-the Trainer (resuming from `last.pt` when asked).
+the process (device, DDP, seeds), builds the task (through the `make_task` factory it is given:
+the engine never imports the methods; `avslkit.training` passes the method registry's
+`build_task`) and the validator, writes `config.yaml` and runs the Trainer (resuming from
+`last.pt` when asked).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import copy
 import gc
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -24,6 +26,8 @@ from avslkit.errors import AvslError
 from avslkit.utils.console import log
 
 MIN_AUDIO_SAMPLES = 512  # one spectrogram frame (nperseg)
+
+TaskFactory = Callable[[Mapping[str, Any], DistContext], Any]  # (resolved config, process context) -> task
 
 
 def resolve_data_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -68,15 +72,12 @@ def saved_run_config(out: str | Path) -> dict[str, Any] | None:
     return yaml_load(path.read_text()) or {}
 
 
-def prepare_training(cfg: Mapping[str, Any], out: str | Path, resume: bool = False, quiet: bool = False,
-                     ctx: DistContext | None = None) -> tuple[Trainer, Path | None]:
+def prepare_training(cfg: Mapping[str, Any], out: str | Path, make_task: TaskFactory, resume: bool = False,
+                     quiet: bool = False, ctx: DistContext | None = None) -> tuple[Trainer, Path | None]:
     """Set up a run: (trainer, checkpoint to resume from or None). `ctx` defaults to torchrun's env."""
-    from avslkit.methods.base import build_task, get_method
-
     if not cfg.get("method"):
         raise AvslError("no method given (use 'avslkit train METHOD')")
     check_config(cfg, "train")  # one line naming the key, the value and the range, before any work
-    get_method(str(cfg["method"]))  # unknown method → clear error before any work
     run_dir = Path(out)
     last = run_dir / "last.pt"
     if last.is_file() and not resume:
@@ -96,7 +97,7 @@ def prepare_training(cfg: Mapping[str, Any], out: str | Path, resume: bool = Fal
         torch.backends.cudnn.benchmark = True
     seed = int(cfg["seed"])
     seed_everything(seed)  # identical initial weights on every rank
-    task = build_task(cfg, ctx)
+    task = make_task(cfg, ctx)
     if ctx.distributed:
         torch.manual_seed(seed + ctx.rank)  # different dropout masks per rank
     held_out = held_out_validation_ids(task, cfg)
@@ -121,9 +122,9 @@ def prepare_training(cfg: Mapping[str, Any], out: str | Path, resume: bool = Fal
     return trainer, resume_from
 
 
-def run_training(cfg: Mapping[str, Any], out: str | Path, resume: bool = False, quiet: bool = False,
-                 ctx: DistContext | None = None) -> dict[str, Any]:
-    """Train `cfg['method']` into run directory `out`; returns the Trainer summary.
+def run_training(cfg: Mapping[str, Any], out: str | Path, make_task: TaskFactory, resume: bool = False,
+                 quiet: bool = False, ctx: DistContext | None = None) -> dict[str, Any]:
+    """Train the task `make_task` builds into run directory `out`; returns the Trainer summary.
 
     Launched by torchrun, every process calls this; the process group is created from the
     environment and destroyed at the end (unless the caller passed its own `ctx`).
@@ -133,7 +134,7 @@ def run_training(cfg: Mapping[str, Any], out: str | Path, resume: bool = False, 
         ctx = init_distributed(cfg.get("device", "auto"), cfg.get("distributed", {}).get("backend", "auto"))
     trainer = None
     try:
-        trainer, resume_from = prepare_training(cfg, out, resume, quiet, ctx)
+        trainer, resume_from = prepare_training(cfg, out, make_task, resume, quiet, ctx)
         return trainer.fit(resume=resume_from)
     finally:
         if trainer is not None:

@@ -3,8 +3,11 @@
     trainer = Trainer(task, cfg, run_dir, ctx)
     summary = trainer.fit(resume=True)
 
-Per epoch: `task.on_epoch_start` → steps (`task.training_step(batch)`) → `task.on_epoch_end` →
-validation (if configured) → `last.pt` (+ `best.pt` when validation improved). Writes
+Per epoch: `task.on_epoch_start` → steps (`OptimizationStep`: the task's `compute_loss` plus
+optimiser, AMP, DDP, clipping and schedule, all engine-side) → buffer sync → `task.on_epoch_end` →
+the task's map-quality log (`map_quality` on `task.quality_dataset()`) → validation (if configured)
+→ `last.pt` (+ `best.pt` when validation improved). The task is any object with the `Task`
+interface of `avslkit.methods.base`; the engine never imports the methods. Writes
 `log.jsonl` (step/epoch/val/checkpoint records) and `checkpoints.json`; only rank 0 writes.
 `--resume` restores the task, trainer counters, loader positions and every RNG, so an interrupted
 run continues exactly where its last checkpoint was (bitwise on CPU).
@@ -20,7 +23,8 @@ from avslkit.engine.checkpoint import CheckpointManager, capture_rng, load_check
 from avslkit.engine.data import ResumableLoader
 from avslkit.engine.distributed import DistContext
 from avslkit.engine.logging import JsonlLogger
-from avslkit.engine.validation import Validator
+from avslkit.engine.step import OptimizationStep
+from avslkit.engine.validation import Validator, map_quality
 from avslkit.errors import AvslError
 from avslkit.utils.console import log, make_progress
 
@@ -91,8 +95,14 @@ class Trainer:
         if self.max_steps:
             total = min(total, self.max_steps)
         self.total_steps = total
-        task.configure_schedule(self.total_steps, self.steps_per_epoch)  # a cosine decay ends with the budget (--max-steps)
-        task.setup_ddp()
+        self.step = OptimizationStep(task, cfg)
+        self.step.configure_schedule(self.total_steps, self.steps_per_epoch)  # a cosine decay ends with the budget (--max-steps)
+        self.step.setup_ddp()
+
+    @property
+    def global_step(self) -> int:
+        """Optimisation steps done so far."""
+        return self.step.global_step
 
     # -- setup --------------------------------------------------------------------------------
     def _build_loaders(self) -> dict[str, ResumableLoader]:
@@ -137,10 +147,10 @@ class Trainer:
         return {
             "method": self.task.method,
             "config": dict(self.cfg),
-            "task": self.task.state_dict(),
+            "task": self.step.state_dict(),
             "trainer": {
                 "epoch": self.epoch,
-                "global_step": self.task.global_step,
+                "global_step": self.global_step,
                 "epoch_done": epoch_done,
                 "loaders": {name: l.state_dict() for name, l in self.loaders.items()},
                 "checkpoints": self.checkpoints.state_dict(),
@@ -152,8 +162,8 @@ class Trainer:
     def _save_last(self, epoch_done: bool) -> None:
         payload = self._payload(epoch_done)
         if self.ctx.is_main:
-            self.checkpoints.save_last(payload, epoch=self.epoch, global_step=self.task.global_step, epoch_done=epoch_done)
-            self.logger.write("checkpoint", file="last.pt", epoch=self.epoch, global_step=self.task.global_step, epoch_complete=epoch_done)
+            self.checkpoints.save_last(payload, epoch=self.epoch, global_step=self.global_step, epoch_done=epoch_done)
+            self.logger.write("checkpoint", file="last.pt", epoch=self.epoch, global_step=self.global_step, epoch_complete=epoch_done)
         self.ctx.barrier()
 
     def preload_checkpoint(self, path: str | Path, checkpoint: Mapping[str, Any]) -> None:
@@ -165,7 +175,7 @@ class Trainer:
         ckpt = self._preloaded.pop(Path(path), None) or load_checkpoint(path)
         if ckpt.get("method") != self.task.method:
             raise AvslError(f"{path}: checkpoint is a '{ckpt.get('method')}' run, not '{self.task.method}'; use a new --out")
-        self.task.load_state_dict(ckpt["task"])
+        self.step.load_state_dict(ckpt["task"])
         t = ckpt["trainer"]
         self.epoch = int(t["epoch"])
         for name, state in t["loaders"].items():
@@ -173,16 +183,16 @@ class Trainer:
                 self.loaders[name].load_state_dict(state)
         self.checkpoints.load_state_dict(t.get("checkpoints", {}))
         if self.ctx.is_main:
-            self.checkpoints.last = {"file": "last.pt", "epoch": self.epoch, "global_step": self.task.global_step}
+            self.checkpoints.last = {"file": "last.pt", "epoch": self.epoch, "global_step": self.global_step}
         rngs = ckpt["rng"]
         if len(rngs) != self.ctx.world_size:
             log.warning("resuming with %d processes from a %d-process checkpoint: data order is kept, RNG streams are not", self.ctx.world_size, len(rngs))
         restore_rng(rngs[self.ctx.rank % len(rngs)], self.ctx.device)
         if self.ctx.is_main:
-            redone = self.logger.rewind(self.task.global_step)  # steps logged after the checkpoint are run again
-            self.logger.write("event", event="resumed", checkpoint=str(path), epoch=self.epoch, global_step=self.task.global_step,
+            redone = self.logger.rewind(self.global_step)  # steps logged after the checkpoint are run again
+            self.logger.write("event", event="resumed", checkpoint=str(path), epoch=self.epoch, global_step=self.global_step,
                               dropped_records=redone)
-            log.info("resumed from %s at epoch %d, step %d", path, self.epoch, self.task.global_step)
+            log.info("resumed from %s at epoch %d, step %d", path, self.epoch, self.global_step)
 
     # -- loop ---------------------------------------------------------------------------------
     def _batches(self) -> Iterator[Any]:
@@ -225,16 +235,17 @@ class Trainer:
                 global_batch=self.global_batch, world_size=self.ctx.world_size, device=str(self.ctx.device),
                 train_samples=self.primary.num_samples,
             )
-        stop = bool(self.max_steps) and self.task.global_step >= self.max_steps
+        stop = bool(self.max_steps) and self.global_step >= self.max_steps
         if self.epoch >= self.epochs or stop:
-            log.info("nothing to train: %d/%d epochs and %d steps already done", self.epoch, self.epochs, self.task.global_step)
+            log.info("nothing to train: %d/%d epochs and %d steps already done", self.epoch, self.epochs, self.global_step)
         with make_progress() as progress:
-            bar = progress.add_task("train", total=self.total_steps, completed=min(self.task.global_step, self.total_steps), visible=self.ctx.is_main and not self.quiet)
+            bar = progress.add_task("train", total=self.total_steps, completed=min(self.global_step, self.total_steps), visible=self.ctx.is_main and not self.quiet)
             while self.epoch < self.epochs and not stop:
                 epoch = self.epoch
                 if self.primary.epoch != epoch:
                     self.primary.set_epoch(epoch)
-                self.task.on_epoch_start(epoch, self)
+                self.task.on_epoch_start(epoch, step=self.global_step, steps_per_epoch=self.steps_per_epoch,
+                                         total_steps=self.total_steps, run_dir=self.run_dir)
                 sums: dict[str, float] = {}
                 steps = 0
                 wait_total = 0.0
@@ -242,7 +253,7 @@ class Trainer:
                 t_prev = time.perf_counter()
                 for batch in self._batches():
                     t_ready = time.perf_counter()
-                    terms = self.task.training_step(batch)
+                    terms = self.step(batch, epoch)
                     t_done = time.perf_counter()
                     wait = t_ready - t_prev
                     step_time = t_done - t_prev
@@ -251,7 +262,7 @@ class Trainer:
                     wait_total += wait
                     for k, v in terms.items():
                         sums[k] = sums.get(k, 0.0) + v
-                    step = self.task.global_step
+                    step = self.global_step
                     if step % self.log_every == 0:
                         shown = self.ctx.all_reduce_mean({k: v for k, v in terms.items() if k != "lr"})
                         if self.ctx.is_main:
@@ -271,12 +282,12 @@ class Trainer:
                 if epoch_done:
                     self._end_epoch(epoch, sums, steps, wait_total, time.perf_counter() - t_epoch)
                 else:
-                    self.task.sync_buffers()
+                    self.step.sync_buffers()
                     self._save_last(epoch_done=False)
         summary = {
             "method": self.task.method,
             "epochs_completed": self.epoch,
-            "global_step": self.task.global_step,
+            "global_step": self.global_step,
             "stopped_early": stop,
             "last": self.checkpoints.last,
             "best": self.checkpoints.best,
@@ -296,11 +307,14 @@ class Trainer:
         """
         for loader in self.loaders.values():
             loader.close()
-        self.task.release_ddp()
+        self.step.release_ddp()
 
     def _end_epoch(self, epoch: int, sums: dict[str, float], steps: int, wait_total: float, seconds: float) -> None:
-        self.task.sync_buffers()  # identical BatchNorm statistics on every rank before validation/saving
-        extra = self.task.on_epoch_end(epoch, self) or {}
+        self.step.sync_buffers()  # identical BatchNorm statistics on every rank before validation/saving
+        extra = dict(self.task.on_epoch_end(epoch, self.global_step) or {})
+        quality_data = self.task.quality_dataset()
+        if quality_data is not None:
+            extra.update(map_quality(self.task, quality_data))
         means = {k: v / steps for k, v in sums.items()} if steps else {}
         means = self.ctx.all_reduce_mean({k: v for k, v in means.items() if k != "lr"}) | ({"lr": means["lr"]} if "lr" in means else {})
         val = self._validate() if (epoch + 1) % self.val_every == 0 or epoch + 1 == self.epochs else None
@@ -310,7 +324,7 @@ class Trainer:
         record = {
             "epoch": epoch,
             "epochs_completed": self.epoch,
-            "global_step": self.task.global_step,
+            "global_step": self.global_step,
             "steps": steps,
             "seconds": round(seconds, 3),
             "samples_per_s": round(steps * self.global_batch / max(seconds, 1e-9), 3),
@@ -323,7 +337,7 @@ class Trainer:
         if self.ctx.is_main:
             self.logger.write("epoch", **record)
             if val is not None:
-                self.logger.write("val", epoch=epoch, epochs_completed=self.epoch, global_step=self.task.global_step, **val)
+                self.logger.write("val", epoch=epoch, epochs_completed=self.epoch, global_step=self.global_step, **val)
             shown = f"epoch {self.epoch}/{self.epochs}: loss {means.get('loss', float('nan')):.4f}"
             if val is not None:
                 shown += f", val {self.checkpoints.metric} {val.get(self.checkpoints.metric, float('nan')):.4f}"
@@ -336,8 +350,8 @@ class Trainer:
             if self.task.may_be_best() and self.checkpoints.is_better(float(value)):
                 payload = self._payload(epoch_done=True)
                 if self.ctx.is_main:
-                    self.checkpoints.update_best(payload, float(value), epoch=self.epoch, global_step=self.task.global_step)
-                    self.logger.write("checkpoint", file="best.pt", epoch=self.epoch, global_step=self.task.global_step,
+                    self.checkpoints.update_best(payload, float(value), epoch=self.epoch, global_step=self.global_step)
+                    self.logger.write("checkpoint", file="best.pt", epoch=self.epoch, global_step=self.global_step,
                                       metric=self.checkpoints.metric, value=float(value), split="validation")
                 else:
                     self.checkpoints.best = {"value": float(value)}

@@ -220,3 +220,50 @@ def build_validator(cfg: Mapping[str, Any], held_out_ids: Sequence[str] | None =
             log.warning("--val is the training store: validation scores every annotated clip of it, the training clips too; "
                         "use a separate validation store (semi-supervised methods: the held-out --val-labeled clips)")
     return Validator(val, ann, annotation_format=v.get("annotation_format", "auto"), ids=ids, **common)
+
+
+@torch.no_grad()
+def map_quality(task: Any, dataset: Any) -> dict[str, float]:
+    """Per-epoch quality log of a task on annotated clips (`Task.quality_dataset`): ``val_loc_acc``,
+    ``val_ciou_mean`` of its inference maps and, for methods that make pseudo-labels
+    (`Task.pseudo_labels_for_quality`), ``val_pl_kept`` (kept fraction) and ``val_pl_iou`` (mean IoU of
+    the kept labels with the ground truth). Logged, never used to pick ``best.pt``."""
+    from avslkit.data.dataset import collate_av
+    from avslkit.metrics.localization import locacc
+    from avslkit.metrics.maps import upsample_maps
+    from avslkit.metrics.samples import sample_stats
+
+    loader = DataLoader(dataset, batch_size=32, shuffle=False, collate_fn=collate_av,
+                        generator=torch.Generator().manual_seed(0))  # never touch the global RNG (exact resume)
+    was = [m.training for m in task.models().values()]
+    cious, pl_ious, kept = [], [], []
+    try:
+        for batch in loader:
+            maps = task.localization_maps(batch["image"], batch["audio"]).float().cpu()
+            gt = batch["gt_map"].numpy()
+            cious.append(sample_stats(upsample_maps(maps), gt, "relative").ciou)
+            made = task.pseudo_labels_for_quality(batch)
+            if made is not None:
+                labels, keep = made
+                keep = keep.cpu()
+                kept.append(keep)
+                pl_ious.append(_binary_iou_with_gt(labels, batch["gt_map"])[keep])
+    finally:
+        for m, mode in zip(task.models().values(), was):
+            m.train(mode)
+    c = np.concatenate(cious)
+    out = {"val_loc_acc": locacc(c, 0.5), "val_ciou_mean": float(np.mean(c))}
+    if kept:
+        iou = torch.cat(pl_ious)
+        out["val_pl_kept"] = float(torch.cat(kept).float().mean())
+        out["val_pl_iou"] = float(iou.mean()) if iou.numel() else 0.0
+    return out
+
+
+def _binary_iou_with_gt(labels: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """IoU of binary h×w labels (nearest-upsampled to the ground truth's grid) with binary ground truth."""
+    up = torch.nn.functional.interpolate(labels[:, None].float().cpu(), size=tuple(gt.shape[-2:]), mode="nearest")[:, 0] > 0.5
+    g = gt.cpu() > 0.5
+    inter = (up & g).flatten(1).sum(1).float()
+    union = (up | g).flatten(1).sum(1).float()
+    return torch.where(union > 0, inter / union.clamp_min(1), torch.zeros_like(union))

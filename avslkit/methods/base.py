@@ -1,41 +1,42 @@
 """The `Task` interface every training method implements, and the method registry.
 
-A Task (as open_clip's / timm's task objects) owns everything method-specific: its models, the
-momentum/EMA copies, losses, optimiser, grad scaler and LR schedule, and how one optimisation step
-goes. The engine (`avslkit.engine.Trainer`) only feeds batches, logs, validates and checkpoints.
+A Task owns what is method-specific: its models (and momentum/EMA copies), its loss and its maps.
+The engine owns the rest (`avslkit.engine.step.OptimizationStep`: optimiser and LR schedule from
+registries, AMP autocast and GradScaler, DDP wrapping, buffer sync, clipping, the step itself;
+`avslkit.engine.Trainer`: data order, logs, validation, checkpoints).
 
 Contract:
-- `training_step(batch) -> dict[str, float]`: forward, loss, backward, optimiser step and the
-  method's momentum/EMA updates, in the method's order; returns the loss terms (and "lr").
+- `build()`: create the models as attributes; `models()`: every module whose weights are saved;
+  `trainable_modules()`: what the optimiser updates and DDP wraps (never momentum/EMA copies).
+- `compute_loss(batch) -> (loss, terms)`: the forward pass (through `self.ddp(name)`, which is the
+  engine's DDP wrapper when distributed), run by the engine under autocast.
 - `localization_maps(images, audio) -> B×h×w`: *absolute* score maps (not min-max normalised) for
   arbitrary pairs (image i with audio i of the two batches), in eval mode, no gradient. `audio` is a
   B×L float waveform batch at the training store's sample rate (what `AVDataset` yields); the
   task turns it into its own input features on its device. `score_bounds` gives the maps' range.
-- `trainable_modules()`: what DDP wraps. Momentum/EMA copies and frozen networks stay outside.
-- `state_dict()/load_state_dict()`: models, momentum copies, optimiser, scaler, scheduler and
-  `extra_state()` (per-sample memory banks, stage flags of later methods).
-- Hooks for multi-stage methods: `train_datasets()` (one or several named datasets; the first
-  defines the epoch, the others cycle), `on_epoch_start/on_epoch_end`, `extra_state`.
+- `state_dict()/load_state_dict()`: models and `extra_state()` (memory banks, stage flags).
+- Hooks receive plain values, never the engine: `train_datasets()` (one or several named datasets;
+  the first defines the epoch, the others cycle), `on_epoch_start(epoch, ...)`, `before_step(epoch,
+  step)`, `after_optimizer_step()`, `on_epoch_end(epoch, step)`, `quality_dataset()`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
+from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, TypeVar
 
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel as DDP
 
 from avslkit.engine.distributed import DistContext
+from avslkit.engine.optim import lr_factor  # noqa: F401  (re-exported: its home moved to the engine)
+from avslkit.engine.precision import amp_dtype, autocast, uses_channels_last
 from avslkit.errors import AvslError
 
 T = TypeVar("T", bound=type)
 
 METHODS: dict[str, type["Task"]] = {}
-
-AMP_DTYPES: dict[str, torch.dtype | None] = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def register_method(name: str) -> Callable[[T], T]:
@@ -83,46 +84,26 @@ def build_task(cfg: Mapping[str, Any], ctx: DistContext | None = None) -> "Task"
     return get_method(str(name))(cfg, ctx)
 
 
-def lr_factor(schedule: str, step: int, total_steps: int, warmup_steps: int, min_factor: float = 0.0) -> float:
-    """Multiplier of the base LR at `step`: 'constant' (the references) or 'cosine', after linear warm-up."""
-    if warmup_steps > 0 and step < warmup_steps:
-        return (step + 1) / warmup_steps
-    if schedule == "constant":
-        return 1.0
-    if schedule == "cosine":
-        span = max(1, total_steps - warmup_steps)
-        progress = min(1.0, (step - warmup_steps) / span)
-        return min_factor + (1.0 - min_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
-    raise AvslError(f"unknown optim.schedule '{schedule}' (use constant or cosine)")
-
-
 class Task:
-    """Base class of training methods; subclasses implement `build`, `compute_loss`, `localization_maps`."""
+    """Base class of training methods; subclasses implement `build`, `models`, `trainable_modules`,
+    `compute_loss`, `localization_maps` (and the hooks they need)."""
 
     method: ClassVar[str] = ""
+    score_bounds: tuple[float, float] | None = None  # range of the absolute maps, when known
 
     def __init__(self, cfg: Mapping[str, Any], ctx: DistContext | None = None):
         self.cfg = cfg
         self.ctx = ctx or DistContext()
         self.device = self.ctx.device
-        amp = str(cfg.get("amp", "none") or "none").lower()
-        if amp not in AMP_DTYPES:
-            raise AvslError(f"unknown amp mode '{amp}' (use none, bf16 or fp16)")
-        if amp == "fp16" and self.device.type != "cuda":
-            raise AvslError("--amp fp16 needs a GPU (float16 autocast with loss scaling); on CPU use --amp bf16 or none")
-        self.amp_dtype = AMP_DTYPES[amp]
-        self.channels_last = bool(cfg.get("channels_last", False)) and self.device.type == "cuda"
-        self.global_step = 0
-        self._ddp: dict[str, nn.Module] = {}
+        self.amp_dtype = amp_dtype(cfg, self.device)  # also the inference autocast of `localization_maps`
+        self.channels_last = uses_channels_last(cfg, self.device)
+        self.global_step = 0  # the engine's step counter, as last given to a hook
+        self.wrapped: dict[str, nn.Module] = {}  # DDP wrappers of trainable modules, set by the engine
         self.build()
         for module in self.models().values():
             module.to(self.device)
             if self.channels_last:
                 module.to(memory_format=torch.channels_last)
-        self.optimizer = self.build_optimizer()
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp == "fp16")
-        self._schedule = ("constant", 1, 0)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: self._lr_lambda(step))
 
     # -- to implement -------------------------------------------------------------------------
     def build(self) -> None:
@@ -141,6 +122,11 @@ class Task:
         """Forward pass (through `self.ddp(name)`) → total loss and named terms (detached)."""
         raise NotImplementedError
 
+    @torch.no_grad()
+    def localization_maps(self, images: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    # -- hooks (plain values in, never the engine) ----------------------------------------------
     def may_be_best(self) -> bool:
         """Whether the weights used for inference right now may become best.pt (validation still logs).
 
@@ -153,48 +139,38 @@ class Task:
         without a separate validation store the engine validates on exactly these."""
         return None
 
+    def train_datasets(self) -> dict[str, Any]:
+        """Named training datasets; the first defines an epoch, the others cycle alongside it."""
+        from avslkit.data.streams import training_dataset
+
+        return {"train": training_dataset(self.cfg)}
+
+    def on_epoch_start(self, epoch: int, *, step: int, steps_per_epoch: int, total_steps: int,
+                       run_dir: Path | None = None) -> None:
+        """Before each epoch's first step (stage switches, curriculum updates). `step`: steps done so
+        far; `run_dir`: where the run writes (None outside a run)."""
+        self.global_step = step
+
+    def before_step(self, epoch: int, step: int) -> None:
+        """Before each optimisation step (`step`: its 0-based global index; a stage may switch mid-epoch)."""
+        self.global_step = step
+
     def after_optimizer_step(self) -> None:
         """Method updates after `optimizer.step()` (e.g. EMA teachers); momentum-before-target
         methods (SLAVC) do theirs inside `compute_loss`."""
 
-    @torch.no_grad()
-    def localization_maps(self, images: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    score_bounds: tuple[float, float] | None = None  # range of the absolute maps, when known
-
-    # -- data hooks ---------------------------------------------------------------------------
-    def train_datasets(self) -> dict[str, Any]:
-        """Named training datasets; the first defines an epoch, the others cycle alongside it."""
-        from avslkit.data.annotations import read_id_list
-        from avslkit.data.dataset import AVDataset, dataset_options
-        from avslkit.data.store import Store
-
-        data = self.cfg["data"]
-        ids = None
-        if data.get("exclude"):  # e.g. the test clips, when one store holds everything
-            excluded = set(read_id_list(data["exclude"]))
-            with Store(data["train"]) as store:
-                ids = [cid for cid in store.ids if cid not in excluded]
-            if not ids:
-                raise AvslError(f"{data['exclude']}: data.exclude removes every clip of {data['train']}; "
-                                "pass the ids to leave out, not the training ids")
-        return {
-            "train": AVDataset(
-                data["train"],
-                ids=ids,
-                image_transform=data.get("train_transform", "train"),
-                image_size=int(self.cfg.get("image_size", 224)),
-                **dataset_options(data),
-            )
-        }
-
-    def on_epoch_start(self, epoch: int, trainer: Any) -> None:
-        """Called before each epoch's first step (stage switches, curriculum updates)."""
-
-    def on_epoch_end(self, epoch: int, trainer: Any) -> dict[str, float]:
-        """Called after each epoch's last step; returned numbers go into the epoch log record."""
+    def on_epoch_end(self, epoch: int, step: int) -> dict[str, float]:
+        """After each epoch's last step; returned numbers go into the epoch log record (``task_*``)."""
         return {}
+
+    def quality_dataset(self) -> Any:
+        """Annotated clips (with ``gt_map``) on which the engine logs per-epoch map quality, or None."""
+        return None
+
+    def pseudo_labels_for_quality(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(binary pseudo-labels B×h×w, kept B) the method would make for these clips, or None
+        (the quality log's ``val_pl_iou`` / ``val_pl_kept``)."""
+        return None
 
     def extra_state(self) -> dict[str, Any]:
         """Method state outside models/optimiser (memory banks, stage flags) for checkpoints."""
@@ -203,93 +179,14 @@ class Task:
     def load_extra_state(self, state: Mapping[str, Any]) -> None:
         """Inverse of `extra_state`."""
 
-    # -- shared machinery ---------------------------------------------------------------------
-    def parameters_to_optimize(self) -> list[nn.Parameter]:
-        params: list[nn.Parameter] = []
-        for module in self.trainable_modules().values():
-            params.extend(p for p in module.parameters() if p.requires_grad)
-        return params
-
-    def build_optimizer(self) -> torch.optim.Optimizer:
-        """Adam / AdamW / SGD from `optim` (the references: Adam, lr 1e-4, no weight decay)."""
-        o = self.cfg.get("optim", {})
-        name = str(o.get("name", "adam")).lower()
-        lr, wd = float(o.get("lr", 1e-4)), float(o.get("weight_decay", 0.0))
-        params = self.parameters_to_optimize()
-        if name == "adam":
-            return torch.optim.Adam(params, lr=lr, weight_decay=wd, betas=tuple(o.get("betas", (0.9, 0.999))))
-        if name == "adamw":
-            return torch.optim.AdamW(params, lr=lr, weight_decay=wd, betas=tuple(o.get("betas", (0.9, 0.999))))
-        if name == "sgd":
-            return torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=float(o.get("momentum", 0.9)))
-        raise AvslError(f"unknown optim.name '{name}' (use adam, adamw or sgd)")
-
-    def configure_schedule(self, total_steps: int, steps_per_epoch: int) -> None:
-        """Tell the LR schedule how long the run is (called by the Trainer before training)."""
-        o = self.cfg.get("optim", {})
-        warmup = int(round(float(o.get("warmup_epochs", 0)) * steps_per_epoch))
-        self._schedule = (str(o.get("schedule", "constant")), max(1, total_steps), warmup)
-        lr_factor(self._schedule[0], 0, 1, 0)  # validate the name early
-        # re-apply the factor for the current step (LambdaLR evaluated it with the placeholder)
-        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
-            group["lr"] = base * self._lr_lambda(self.scheduler.last_epoch)
-
-    def _lr_lambda(self, step: int) -> float:
-        schedule, total, warmup = self._schedule
-        return lr_factor(schedule, step, total, warmup, float(self.cfg.get("optim", {}).get("min_lr_factor", 0.0)))
-
-    @property
-    def lr(self) -> float:
-        return float(self.optimizer.param_groups[0]["lr"])
-
-    def setup_ddp(self) -> None:
-        """Wrap each trainable module in DDP (momentum/EMA copies stay plain)."""
-        if not self.ctx.distributed:
-            return
-        find_unused = bool(self.cfg.get("distributed", {}).get("find_unused_parameters", False))
-        for name, module in self.trainable_modules().items():
-            if any(p.requires_grad for p in module.parameters()):
-                ids = [self.device.index] if self.device.type == "cuda" else None
-                self._ddp[name] = DDP(module, device_ids=ids, find_unused_parameters=find_unused)
-
-    def release_ddp(self) -> None:
-        """Drop the DDP wrappers (before the process group goes); `ddp()` then returns the plain modules."""
-        self._ddp.clear()
-
-    @torch.no_grad()
-    def sync_buffers(self) -> None:
-        """Make BatchNorm statistics (online and momentum) identical on every rank.
-
-        DDP only broadcasts the wrapped modules' buffers at the start of each forward, and momentum
-        copies see only their rank's data, so after an epoch the running statistics differ per rank.
-        `distributed.sync_buffers`: "mean" (average float buffers, as timm's distribute_bn),
-        "broadcast" (take rank 0's) or "none". Called by the Trainer at the end of each epoch.
-        """
-        if not self.ctx.distributed:
-            return
-        import torch.distributed as dist
-
-        mode = str(self.cfg.get("distributed", {}).get("sync_buffers", "mean"))
-        if mode == "none":
-            return
-        if mode not in ("mean", "broadcast"):
-            raise AvslError(f"unknown distributed.sync_buffers '{mode}' (use mean, broadcast or none)")
-        for module in self.models().values():
-            for buf in module.buffers():
-                if mode == "mean" and buf.is_floating_point():
-                    dist.all_reduce(buf)
-                    buf /= self.ctx.world_size
-                else:
-                    dist.broadcast(buf, src=0)
-
+    # -- shared helpers -----------------------------------------------------------------------
     def ddp(self, name: str) -> nn.Module:
         """The module to run the training forward through: its DDP wrapper when distributed."""
-        return self._ddp.get(name) or self.trainable_modules()[name]
+        return self.wrapped.get(name) or self.trainable_modules()[name]
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+        """The run's autocast (``amp``), for `localization_maps`; training steps get it from the engine."""
+        return autocast(self.device, self.amp_dtype)
 
     def train(self, mode: bool = True) -> "Task":
         for module in self.models().values():
@@ -299,57 +196,16 @@ class Task:
     def eval(self) -> "Task":
         return self.train(False)
 
-    def to_device(self, batch: Mapping[str, Any]) -> dict[str, Any]:
-        """Move a collated batch's tensors to the device (images in channels_last when enabled)."""
-        out: dict[str, Any] = {}
-        for key, value in batch.items():
-            if isinstance(value, torch.Tensor):
-                value = value.to(self.device, non_blocking=True)
-                if key == "image" and self.channels_last:
-                    value = value.contiguous(memory_format=torch.channels_last)
-            out[key] = value
-        return out
-
-    def training_step(self, batch: Mapping[str, Any]) -> dict[str, float]:
-        """One optimisation step: forward+loss (autocast), backward (scaled), clip, step, schedule."""
-        self.train()
-        batch = self.to_device(batch)
-        self.optimizer.zero_grad(set_to_none=True)
-        with self.autocast():
-            loss, terms = self.compute_loss(batch)
-        if not torch.isfinite(loss):
-            raise AvslError(
-                f"loss became {loss.item()} at step {self.global_step}; lower --lr, or use --amp none / bf16 instead of fp16"
-            )
-        self.scaler.scale(loss).backward()
-        clip = float(self.cfg.get("optim", {}).get("clip_norm", 0.0) or 0.0)
-        if clip > 0:
-            self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.parameters_to_optimize(), clip)
-        lr = self.lr
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.scheduler.step()
-        self.after_optimizer_step()
-        self.global_step += 1
-        out = {"loss": float(loss.detach())}
-        out.update({k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in terms.items()})
-        out["lr"] = lr
-        return out
-
     def state_dict(self) -> dict[str, Any]:
+        """Weights and extra state (the engine adds the optimisation state to a training checkpoint)."""
         return {
             "method": self.method,
             "models": {name: module.state_dict() for name, module in self.models().items()},
-            "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "global_step": self.global_step,
             "extra": self.extra_state(),
         }
 
     def load_state_dict(self, state: Mapping[str, Any], weights_only: bool = False) -> None:
-        """Restore a `state_dict()`; `weights_only` restores models only (inference, fine-tuning)."""
+        """Restore the weights of a checkpoint's ``task`` entry (and, unless `weights_only`, the extra state)."""
         if state.get("method") not in (None, self.method):
             raise AvslError(f"checkpoint is for method '{state.get('method')}', not '{self.method}'")
         models = self.models()
@@ -363,10 +219,5 @@ class Task:
             except RuntimeError as exc:
                 first = str(exc).splitlines()[0]
                 raise AvslError(f"checkpoint weights of '{name}' do not fit this {self.method} model ({first}); was it trained with another config?") from exc
-        if weights_only:
-            return
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scaler.load_state_dict(state["scaler"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.global_step = int(state.get("global_step", 0))
-        self.load_extra_state(state.get("extra", {}))
+        if not weights_only:
+            self.load_extra_state(state.get("extra", {}))

@@ -47,6 +47,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from avslkit.data.streams import GatedDataset, RepeatedDataset, TwoViewTransform
 from avslkit.errors import AvslError
 from avslkit.losses.supervised import supervised_loss
 from avslkit.methods.base import Task
@@ -55,9 +56,7 @@ from avslkit.utils.console import log
 __all__ = [
     "AUDIO_INPUTS",
     "FeatureBank",
-    "GatedDataset",
     "SemiSupervisedTask",
-    "TwoViewTransform",
     "UNIT_MODELS",
     "build_localizer",
     "unit_config",
@@ -134,34 +133,6 @@ class FeatureBank:
         return {k: self.modules[k](audio) for k in dict.fromkeys(keys)}
 
 
-class TwoViewTransform:
-    """Views of one frame sharing a geometry: geometric transform once, then photometric ops per view.
-
-    Returns ``{"image": V×3×S×S}`` (V = len(views)) (``boxes`` follow the shared geometry). ``photometric`` per view:
-    "none" (the weak view) or "randaugment" (photometric-only RandAugment, ``num_ops``/``magnitude``).
-    """
-
-    name = None
-
-    def __init__(self, image_size: int, views: tuple[str, ...] = ("none", "randaugment"), num_ops: int = 2, magnitude: int = 9):
-        from avslkit.data.transforms import BoxAwareRandAugment, ToNormalizedFloat, build_image_transform
-
-        for v in views:
-            if v not in ("none", "randaugment"):
-                raise AvslError(f"unknown view augmentation {v!r}; use none or randaugment")
-        self.geometry = build_image_transform("weak", image_size=image_size, normalize=False)
-        self.views = tuple(views)
-        self.photometric = BoxAwareRandAugment(num_ops=num_ops, magnitude=magnitude, geometric=False)
-        self.normalize = ToNormalizedFloat()
-
-    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
-        out = self.geometry(sample)
-        base = out["image"]
-        views = [self.normalize(self.photometric(base) if v == "randaugment" else base) for v in self.views]
-        out["image"] = torch.stack([torch.as_tensor(v).as_subclass(torch.Tensor) for v in views])
-        return out
-
-
 class UnitForward(nn.Module):
     """A localiser unit as one module whose ``forward(images, audio_input) -> (v, a)`` DDP can wrap
     (DDP only runs ``forward``; the unit itself is the registered child, so parameters are shared)."""
@@ -172,66 +143,6 @@ class UnitForward(nn.Module):
 
     def forward(self, images: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.unit.encode_image(images), self.unit.encode_audio(audio)
-
-
-class GatedDataset(torch.utils.data.Dataset):
-    """A dataset that yields only ``{"index": i}`` while ``active`` is False (no decoding, no I/O).
-
-    Lets a stream that a stage does not use (the unlabelled data during warm-up) keep its place in
-    the engine's loaders without loading anything. The flag lives in shared memory, so the engine's
-    persistent loader workers see it change (a plain attribute was copied into each worker when it
-    started: a warm-up longer than one epoch then gated the stream for the rest of the run). Set it
-    before a pass's iterator is created (``on_epoch_start``), when no batch of that pass is prefetched.
-    """
-
-    def __init__(self, dataset: Any):
-        self.dataset = dataset
-        self._active = torch.ones(1, dtype=torch.uint8).share_memory_()
-        self.store = getattr(dataset, "store", None)
-
-    @property
-    def active(self) -> bool:
-        return bool(self._active[0])
-
-    @active.setter
-    def active(self, value: bool) -> None:
-        self._active[0] = int(bool(value))
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def close(self) -> None:
-        close = getattr(self.dataset, "close", None)
-        if callable(close):
-            close()
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        return self.dataset[index] if self.active else {"index": index}
-
-
-class RepeatedDataset(torch.utils.data.Dataset):
-    """The items of `dataset` tiled `times` times (item i is dataset[i % len]): a labelled set smaller
-    than one global batch still fills whole batches (each clip then appears several times per batch)."""
-
-    def __init__(self, dataset: Any, times: int):
-        self.dataset, self.times = dataset, max(1, int(times))
-        self.store = getattr(dataset, "store", None)
-
-    def __len__(self) -> int:
-        return len(self.dataset) * self.times
-
-    def close(self) -> None:
-        close = getattr(self.dataset, "close", None)
-        if callable(close):
-            close()
-
-    def __getitem__(self, index: int) -> Any:
-        return self.dataset[index % len(self.dataset)]
-
-
-def _normalised_boxes(entry: Any) -> np.ndarray:
-    boxes = np.asarray(entry.boxes, dtype=np.float64).reshape(-1, 4)
-    return boxes / 256.0 if entry.format == "flickr" else boxes  # Flickr boxes: 256-pixel grid (annotators pooled)
 
 
 class SemiSupervisedTask(Task):
@@ -291,34 +202,11 @@ class SemiSupervisedTask(Task):
 
     # -- data -----------------------------------------------------------------------------------
     def make_split(self) -> Any:
-        """The labelled / validation / unlabelled split of the training store (seeded, see module doc)."""
-        if self.split is not None:
-            return self.split
-        from avslkit.data.annotations import read_annotations, read_id_list
-        from avslkit.data.store import Store
-        from avslkit.semisup.labeled import parse_labeled_spec, split_labeled
+        """The labelled / validation / unlabelled split of the training store (``semisup.labeled``)."""
+        if self.split is None:
+            from avslkit.semisup.labeled import split_for_run
 
-        data = self.cfg.get("data", {}) or {}
-        train, ann_path = data.get("train"), data.get("annotations")
-        if not ann_path:
-            raise AvslError(f"method '{self.method}' needs the boxes of the training clips: pass --annotations vggss.json (config data.annotations)")
-        if not Path(ann_path).exists():
-            raise AvslError(f"annotations not found: {ann_path} (pass vggss.json or a Flickr XML directory with --annotations)")
-        spec = parse_labeled_spec(data.get("labeled", "4k"))
-        self.annotations = read_annotations(ann_path, str(data.get("annotation_format", "auto") or "auto"))
-        exclude = read_id_list(data["exclude"]) if data.get("exclude") else []
-        seed = data.get("split_seed")
-        with Store(train) as store:
-            store_ids = list(store.ids)
-        self.split = split_labeled(
-            store_ids, list(self.annotations), spec, data.get("val_labeled", "auto"),
-            seed=int(self.cfg.get("seed", 0) if seed is None else seed), exclude_ids=exclude,
-        )
-        if str(data.get("val_labeled", "auto")).lower() == "auto" and self.ctx.is_main:
-            log.info("val_labeled auto: holding out %d annotated clips for validation (min(500, 10%% of the store's "
-                     "annotated clips); --val-labeled N to choose)", len(self.split.val))
-        if self.uses_unlabeled and not self.split.unlabeled:
-            raise AvslError(f"{train}: no unlabelled clips are left after the split {self.split.summary()}; use a bigger store or fewer labels")
+            self.split, self.annotations = split_for_run(self.cfg, self.method, self.uses_unlabeled, announce=self.ctx.is_main)
         return self.split
 
     def held_out_validation_ids(self) -> list[str]:
@@ -328,7 +216,9 @@ class SemiSupervisedTask(Task):
         return list(self.make_split().val)
 
     def _boxes(self, ids: list[str]) -> dict[str, np.ndarray]:
-        return {cid: _normalised_boxes(self.annotations[cid]) for cid in ids}
+        from avslkit.semisup.labeled import normalised_boxes
+
+        return {cid: normalised_boxes(self.annotations[cid]) for cid in ids}
 
     def train_datasets(self) -> dict[str, Any]:
         from avslkit.data.dataset import AVDataset
@@ -363,8 +253,11 @@ class SemiSupervisedTask(Task):
         aug = self.cfg.get("augment", {}) or {}
         return {"num_ops": int(aug.get("num_ops", 2)), "magnitude": int(aug.get("magnitude", 9))} if name.startswith("strong") else {}
 
-    def val_dataset(self) -> Any:
-        """The held-out annotated clips (test transform, ground-truth maps) for the per-epoch quality logs."""
+    def quality_dataset(self) -> Any:
+        """The held-out annotated clips (test transform, ground-truth maps) for the per-epoch quality
+        logs (``ssl.log_val_quality``, ``ssl.val_max_samples``); None when off or empty."""
+        if not bool((self.cfg.get("ssl", {}) or {}).get("log_val_quality", True)):
+            return None
         from avslkit.data.dataset import AVDataset, dataset_options
 
         split = self.make_split()
@@ -399,42 +292,32 @@ class SemiSupervisedTask(Task):
             self.enter_stage(new_stage)
         self.stage = new_stage
 
-    def on_epoch_start(self, epoch: int, trainer: Any) -> None:
-        if self.ctx.is_main and trainer is not None:
-            self._save_split(Path(trainer.run_dir))
+    def on_epoch_start(self, epoch: int, *, step: int, steps_per_epoch: int, total_steps: int,
+                       run_dir: Path | None = None) -> None:
+        super().on_epoch_start(epoch, step=step, steps_per_epoch=steps_per_epoch, total_steps=total_steps, run_dir=run_dir)
+        if self.ctx.is_main and run_dir is not None:
+            from avslkit.semisup.labeled import save_split_checked
+
+            save_split_checked(self.make_split(), run_dir)
         self.current_epoch = epoch
         self._update_stage(epoch)
-        if trainer is not None and self.warmup_epochs > 0 and not getattr(self, "_warned_all_warmup", False):
-            last = max(0, int(trainer.total_steps) - 1)
-            if self.stage_for(last // max(1, int(trainer.steps_per_epoch)), last) == "warmup":
+        if self.warmup_epochs > 0 and not getattr(self, "_warned_all_warmup", False):
+            last = max(0, int(total_steps) - 1)
+            if self.stage_for(last // max(1, int(steps_per_epoch)), last) == "warmup":
                 self._warned_all_warmup = True
                 log.warning("all %d steps of this run are the labelled warm-up (ssl.warmup_epochs=%d): the semi-supervised "
                             "stage never runs; raise --epochs/--max-steps or lower ssl.warmup_epochs", last + 1, self.warmup_epochs)
         if self.uses_unlabeled and self._datasets is not None:
             # load unlabelled data in every epoch that has at least one unbiased-stage step
-            steps = trainer.steps_per_epoch if trainer is not None else len(self.unlabeled_data) // max(1, int(self.cfg.get("batch_size", 1)))
-            self.unlabeled_data.active = self.stage_for(epoch, (epoch + 1) * steps - 1) != "warmup"
+            self.unlabeled_data.active = self.stage_for(epoch, (epoch + 1) * steps_per_epoch - 1) != "warmup"
         self._epoch_stats = {}
 
-    def training_step(self, batch: Mapping[str, Any]) -> dict[str, float]:
-        self._update_stage(getattr(self, "current_epoch", 0))  # a step-based warm-up may end mid-epoch
-        return super().training_step(batch)
+    def before_step(self, epoch: int, step: int) -> None:
+        super().before_step(epoch, step)
+        self._update_stage(epoch)  # a step-based warm-up may end mid-epoch
 
     def enter_stage(self, stage: str) -> None:
         """Stage transition (e.g. teachers initialised from the warmed-up students)."""
-
-    def _save_split(self, run_dir: Path) -> None:
-        from avslkit.semisup.labeled import LABELED_FILE, VAL_FILE, save_split
-
-        split = self.make_split()
-        paths = run_dir / LABELED_FILE, run_dir / VAL_FILE
-        if all(p.is_file() for p in paths):
-            saved = [[l.strip() for l in p.read_text().splitlines() if l.strip()] for p in paths]
-            if saved != [split.labeled, split.val]:
-                raise AvslError(f"{run_dir}: labeled.txt/val.txt differ from the split this config draws; resume with the run's own config")
-            return
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_split(split, run_dir)
 
     def record(self, **values: float) -> None:
         """Accumulate per-step statistics whose epoch means go into the epoch log."""
@@ -442,56 +325,10 @@ class SemiSupervisedTask(Task):
             if v is not None and not (isinstance(v, float) and math.isnan(v)):
                 self._epoch_stats.setdefault(k, []).append(float(v))
 
-    def on_epoch_end(self, epoch: int, trainer: Any) -> dict[str, float]:
+    def on_epoch_end(self, epoch: int, step: int) -> dict[str, float]:
         out = {f"{k}_mean": float(np.mean(v)) for k, v in self._epoch_stats.items() if v}
         out["stage_unbiased"] = float(self.stage == "unbiased")
-        if bool((self.cfg.get("ssl", {}) or {}).get("log_val_quality", True)):
-            out.update(self.validation_quality())
         return out
-
-    @torch.no_grad()
-    def validation_quality(self) -> dict[str, float]:
-        """Mean cIoU / LocAcc of the inference maps and the pseudo-label IoU with ground truth on the held-out clips."""
-        from avslkit.data.dataset import collate_av
-        from avslkit.metrics.localization import locacc
-        from avslkit.metrics.maps import upsample_maps
-        from avslkit.metrics.samples import sample_stats
-
-        ds = self.val_dataset()
-        if ds is None:
-            return {}
-        loader = torch.utils.data.DataLoader(ds, batch_size=32, shuffle=False, collate_fn=collate_av,
-                                             generator=torch.Generator().manual_seed(0))
-        was = [m.training for m in self.models().values()]
-        cious, pl_ious, kept = [], [], []
-        try:
-            for batch in loader:
-                maps = self.localization_maps(batch["image"], batch["audio"]).float().cpu()
-                gt = batch["gt_map"].numpy()
-                cious.append(sample_stats(upsample_maps(maps), gt, "relative").ciou)
-                made = self.pseudo_labels_for_quality(batch)
-                if made is not None:
-                    labels, keep = made
-                    keep = keep.cpu()
-                    kept.append(keep)
-                    pl_ious.append(_binary_iou_with_gt(labels, batch["gt_map"])[keep])
-        finally:
-            for m, mode in zip(self.models().values(), was):
-                m.train(mode)
-        c = np.concatenate(cious)
-        out = {"val_loc_acc": locacc(c, 0.5), "val_ciou_mean": float(np.mean(c))}
-        if kept:
-            iou = torch.cat(pl_ious)
-            out["val_pl_kept"] = float(torch.cat(kept).float().mean())
-            out["val_pl_iou"] = float(iou.mean()) if iou.numel() else 0.0
-        return out
-
-    def pseudo_labels_for_quality(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """(binary pseudo-labels B×h×w, kept B) the method would make for these clips, or None.
-
-        ``val_pl_iou`` is the mean IoU with ground truth over the kept clips, ``val_pl_kept`` their fraction.
-        """
-        return None
 
     # -- forward helpers ------------------------------------------------------------------------
     def train(self, mode: bool = True) -> "SemiSupervisedTask":
@@ -545,12 +382,3 @@ class SemiSupervisedTask(Task):
             v, a = self.ddp(f"unit_{n}")(images, feats[n])
             losses[n] = supervised_loss(self.units[n].pair_map(v, a), gt, self.loss_kind, self.loss_resize)
         return losses
-
-
-def _binary_iou_with_gt(labels: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """IoU of binary h×w labels (nearest-upsampled to the ground truth's grid) with binary ground truth."""
-    up = torch.nn.functional.interpolate(labels[:, None].float().cpu(), size=tuple(gt.shape[-2:]), mode="nearest")[:, 0] > 0.5
-    g = gt.cpu() > 0.5
-    inter = (up & g).flatten(1).sum(1).float()
-    union = (up | g).flatten(1).sum(1).float()
-    return torch.where(union > 0, inter / union.clamp_min(1), torch.zeros_like(union))

@@ -26,6 +26,7 @@ partner model, i.e. sharpened label ≥ 0.5, for the clips the selection keeps) 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping
 
 import torch
@@ -91,13 +92,14 @@ class XPLTask(SemiSupervisedTask):
         elapsed = self.epoch - self.warmup_epochs if w is None else (self.global_step - w) / max(1, self.steps_per_epoch)
         return ramp_fraction(elapsed, self.start_fraction, self.end_fraction, self.ramp_epochs, self.ramp)
 
-    def on_epoch_start(self, epoch: int, trainer: Any) -> None:
+    def on_epoch_start(self, epoch: int, *, step: int, steps_per_epoch: int, total_steps: int,
+                       run_dir: Path | None = None) -> None:
         self.epoch = epoch
-        self.steps_per_epoch = trainer.steps_per_epoch if trainer is not None else 1
-        super().on_epoch_start(epoch, trainer)
+        self.steps_per_epoch = steps_per_epoch
+        super().on_epoch_start(epoch, step=step, steps_per_epoch=steps_per_epoch, total_steps=total_steps, run_dir=run_dir)
 
-    def on_epoch_end(self, epoch: int, trainer: Any) -> dict[str, float]:
-        out = super().on_epoch_end(epoch, trainer)
+    def on_epoch_end(self, epoch: int, step: int) -> dict[str, float]:
+        out = super().on_epoch_end(epoch, step)
         if self.stage == "unbiased":
             out["fraction"] = self.fraction
         return out

@@ -33,7 +33,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -235,3 +235,54 @@ def read_split(run_dir: str | os.PathLike, all_ids: Sequence[str], exclude_ids: 
         )
     taken = set(labeled) | set(val)
     return LabeledSplit(labeled=labeled, val=val, unlabeled=[cid for cid in store_ids if cid not in taken])
+
+
+def normalised_boxes(entry: Any) -> np.ndarray:
+    """K×4 boxes of an annotation in [0, 1] (Flickr boxes live on a 256-pixel grid, annotators pooled)."""
+    boxes = np.asarray(entry.boxes, dtype=np.float64).reshape(-1, 4)
+    return boxes / 256.0 if entry.format == "flickr" else boxes
+
+
+def split_for_run(cfg: Mapping[str, Any], method: str, needs_unlabeled: bool, announce: bool = True) -> tuple[LabeledSplit, dict[str, Any]]:
+    """(the run's labelled / validation / unlabelled split, the annotations it read) from the config's
+    ``data`` section: ``labeled``, ``val_labeled``, ``split_seed`` (default the run seed), ``exclude``."""
+    from avslkit.data.annotations import read_annotations, read_id_list
+    from avslkit.data.store import Store
+
+    data = cfg.get("data", {}) or {}
+    train, ann_path = data.get("train"), data.get("annotations")
+    if not ann_path:
+        raise AvslError(f"method '{method}' needs the boxes of the training clips: pass --annotations vggss.json (config data.annotations)")
+    if not Path(ann_path).exists():
+        raise AvslError(f"annotations not found: {ann_path} (pass vggss.json or a Flickr XML directory with --annotations)")
+    spec = parse_labeled_spec(data.get("labeled", "4k"))
+    annotations = read_annotations(ann_path, str(data.get("annotation_format", "auto") or "auto"))
+    exclude = read_id_list(data["exclude"]) if data.get("exclude") else []
+    seed = data.get("split_seed")
+    with Store(train) as store:
+        store_ids = list(store.ids)
+    split = split_labeled(
+        store_ids, list(annotations), spec, data.get("val_labeled", "auto"),
+        seed=int(cfg.get("seed", 0) if seed is None else seed), exclude_ids=exclude,
+    )
+    if str(data.get("val_labeled", "auto")).lower() == "auto" and announce:
+        from avslkit.utils.console import log
+
+        log.info("val_labeled auto: holding out %d annotated clips for validation (min(500, 10%% of the store's "
+                 "annotated clips); --val-labeled N to choose)", len(split.val))
+    if needs_unlabeled and not split.unlabeled:
+        raise AvslError(f"{train}: no unlabelled clips are left after the split {split.summary()}; use a bigger store or fewer labels")
+    return split, annotations
+
+
+def save_split_checked(split: LabeledSplit, run_dir: str | os.PathLike) -> None:
+    """Write ``labeled.txt``/``val.txt`` once; a resumed run must draw the same ids (else a one-line error)."""
+    run_dir = Path(run_dir)
+    paths = run_dir / LABELED_FILE, run_dir / VAL_FILE
+    if all(p.is_file() for p in paths):
+        saved = [[l.strip() for l in p.read_text().splitlines() if l.strip()] for p in paths]
+        if saved != [split.labeled, split.val]:
+            raise AvslError(f"{run_dir}: labeled.txt/val.txt differ from the split this config draws; resume with the run's own config")
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_split(split, run_dir)
