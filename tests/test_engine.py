@@ -405,6 +405,30 @@ def test_lr_schedules():
         lr_factor("step", 0, 10, 0)
 
 
+def test_optimiser_and_schedule_registries_drive_the_step(store, monkeypatch):
+    """A schedule / optimiser registered from outside the engine is what `optim.schedule` / `optim.name` select."""
+    from avslkit.data.dataset import collate_av
+    from avslkit.engine import optim
+
+    monkeypatch.setitem(optim.SCHEDULES, "halved", lambda progress, min_factor: 0.5)
+    made = []
+
+    def plain_sgd(params, lr, weight_decay, o):
+        made.append(lr)
+        return torch.optim.SGD(params, lr=lr)
+
+    monkeypatch.setitem(optim.OPTIMIZERS, "plain-sgd", plain_sgd)
+    cfg = resolve_data_config(tiny_config("ezvsl", store, "optim.schedule=halved", "optim.name=plain-sgd", "optim.lr=0.2"))
+    task = build_task(cfg, DistContext())
+    step = OptimizationStep(task, cfg)
+    step.configure_schedule(total_steps=4, steps_per_epoch=2)
+    assert made == [0.2] and isinstance(step.optimizer, torch.optim.SGD)
+    ds = task.train_datasets()["train"]
+    assert step(collate_av([ds[i] for i in range(4)]))["lr"] == pytest.approx(0.1)
+    with pytest.raises(AvslError, match="unknown optim.name 'nadam' \\(use .*plain-sgd"):
+        optim.build_optimizer([], {"name": "nadam"})
+
+
 def test_validator_scores_exactly_the_given_ids(store, tmp_path):
     from avslkit.engine.validation import Validator
 

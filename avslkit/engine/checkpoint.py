@@ -3,7 +3,7 @@
 A checkpoint file (`last.pt`, `best.pt`) is a dict::
 
     format="avslkit-checkpoint", format_version=1, avslkit_version, method, config (resolved),
-    task    = Task.state_dict()   (models, momentum/EMA copies, optimiser, scaler, scheduler, extra)
+    task    = OptimizationStep.state_dict()   (models, momentum/EMA copies, optimiser, scaler, scheduler, step, extra)
     trainer = {epoch, position, global_step, epoch_done, best, loaders}
     rng     = [per-rank {torch, cuda, numpy, python}]  (exact resume)
 
