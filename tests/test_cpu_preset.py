@@ -176,7 +176,7 @@ def test_a_run_that_is_all_warm_up_says_so(data, tmp_path, monkeypatch):
     and the selection says why there is no best.pt although validation ran."""
     store, ann = data
     warnings = []
-    monkeypatch.setattr("avslkit.methods.localizer.log.warning", lambda msg, *a: warnings.append(msg % a))
+    monkeypatch.setattr("avslkit.methods.semisupervised.log.warning", lambda msg, *a: warnings.append(msg % a))
     out = tmp_path / "dmt"
     res = runner.invoke(app, _tiny_args("dmt", store, out, "--epochs", "1", "--annotations", str(ann), "--labeled", "4",
                                         "--val-labeled", "2", "--set", "units.a.audio_cfg.width=4", "--set", "units.b.audio_cfg.width=4"))

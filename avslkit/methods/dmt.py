@@ -2,7 +2,7 @@
 
 Two teacher–student pairs A, B (``units.a`` / ``units.b``: ResNet-18 visual encoder, audio backbone
 VGGish for A and SoundNet-8 for B by default, audio head g(·)). Stages (one epoch = one pass over
-the unlabelled set, see ``avslkit.methods.localizer``):
+the unlabelled set, see ``avslkit.methods.semisupervised``):
 
 1. **Warm-up** (``ssl.warmup_epochs``, 6; counted in passes over the unlabelled set by default, or over
    the labelled set with ``ssl.warmup_unit: labeled``, which may end mid-epoch): the students are trained with H(G, P) on labelled batches
@@ -54,7 +54,7 @@ from avslkit.errors import AvslError
 from avslkit.losses.attention import CONTRASTIVE_LOSSES
 from avslkit.losses.supervised import supervised_loss
 from avslkit.methods.base import register_method
-from avslkit.methods.localizer import SemiSupervisedTask
+from avslkit.methods.semisupervised import SemiSupervisedTask
 from avslkit.semisup.dmt import PSEUDO_LABEL_RULES, dmt_pseudo_labels
 from avslkit.semisup.ema import ema_update_, make_teacher
 

@@ -20,7 +20,7 @@ import torch
 from avslkit.losses.attention import CONTRASTIVE_LOSSES
 from avslkit.losses.supervised import supervised_loss
 from avslkit.methods.base import register_method
-from avslkit.methods.localizer import SemiSupervisedTask
+from avslkit.methods.semisupervised import SemiSupervisedTask
 from avslkit.errors import AvslError
 
 

@@ -5,7 +5,7 @@ trained on the labelled clips for ``ssl.warmup_epochs`` (H(G, P) only). Then, pe
 
 - each model sees labelled clips (strong augmentation) and the unlabelled batch; on unlabelled data
   A gets view 0 and B view 1 — the same crop with independently drawn photometric RandAugment, so
-  their maps are pixel-aligned (``avslkit.methods.localizer``);
+  their maps are pixel-aligned (``avslkit.methods.semisupervised``);
 - the maps the models predict in that very forward (detached, train mode: nothing is run twice) feed
   ``avslkit.semisup.xpl.xpl_cross_targets``: Pearson correlation r between the two maps per sample;
   keep the ``fraction`` most correlated of the batch (the global batch under DDP), the fraction
@@ -36,7 +36,7 @@ from avslkit.errors import AvslError
 from avslkit.losses.attention import gmp_contrastive_loss
 from avslkit.losses.supervised import supervised_loss
 from avslkit.methods.base import register_method
-from avslkit.methods.localizer import SemiSupervisedTask
+from avslkit.methods.semisupervised import SemiSupervisedTask
 from avslkit.semisup.maps import to_unit_maps
 from avslkit.semisup.xpl import PseudoLabelBank, pearson_correlation, ramp_fraction, select_by_correlation, xpl_cross_targets
 
