@@ -35,7 +35,7 @@ class ToyNet(nn.Module):
         return torch.einsum("bchw,bc->bhw", self.image(images), a)
 
 
-@register_method("toy-recipe")
+@register_method("_toy-recipe")
 class ToyTask(Task):
     """Step 1 of the recipe: the five methods a Task implements."""
 
@@ -61,18 +61,18 @@ class ToyTask(Task):
 
 
 def test_a_method_registered_from_a_test_file_trains_two_steps(tmp_path):
-    assert get_method("toy-recipe") is ToyTask
+    assert get_method("_toy-recipe") is ToyTask
     store = make_store(tmp_path / "train.h5", n=8)
-    cfg = load_config("train", overrides=["method=toy-recipe", f"data.train={store}", "image_size=64", "batch_size=4",
+    cfg = load_config("train", overrides=["method=_toy-recipe", f"data.train={store}", "image_size=64", "batch_size=4",
                                            "workers=0", "epochs=1", "max_steps=2", "device=cpu", "seed=0"])
     torch.manual_seed(0)  # the run seeds the same way before it builds the task
     before = ToyNet()
     summary = run_training(cfg, tmp_path / "run", quiet=True)
-    assert summary["global_step"] == 2 and summary["method"] == "toy-recipe"
+    assert summary["global_step"] == 2 and summary["method"] == "_toy-recipe"
     steps = [r for r in read_log(tmp_path / "run" / "log.jsonl") if r["type"] == "step"]
     assert [r["step"] for r in steps] == [1, 2] and all("map_mean" in r and r["lr"] == pytest.approx(1e-4) for r in steps)
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
-    assert ckpt["method"] == "toy-recipe" and ckpt["task"]["global_step"] == 2
+    assert ckpt["method"] == "_toy-recipe" and ckpt["task"]["global_step"] == 2
     assert set(ckpt["task"]["optimizer"]["state"])  # the engine's Adam moments were saved
     trained = ckpt["task"]["models"]["net"]["audio.weight"]
     assert trained.shape == before.audio.weight.shape and not torch.equal(trained, before.audio.weight)  # it learned

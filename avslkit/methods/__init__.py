@@ -15,5 +15,7 @@ __all__ = [
     "register_method",
 ]
 
-# Semi-supervised methods (dmt, xpl, supervised, naive-ssl, hard-pl): imported so the registry sees them.
-from avslkit.methods import dmt as _dmt, ssl_baselines as _ssl_baselines, xpl as _xpl  # noqa: E402,F401
+# Every method module of this package, imported so the registry sees it (a new file needs no line here).
+from avslkit.methods.base import _ensure_builtins  # noqa: E402
+
+_ensure_builtins()

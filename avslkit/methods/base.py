@@ -53,14 +53,15 @@ def register_method(name: str) -> Callable[[T], T]:
     return decorator
 
 
-_BUILTIN_METHODS = ("avslkit.methods.ezvsl", "avslkit.methods.slavc")
-
-
 def _ensure_builtins() -> None:
+    """Import every module of `avslkit.methods`, so that a new method file registers itself (no list to edit)."""
     import importlib
+    import pkgutil
 
-    for module in _BUILTIN_METHODS:
-        importlib.import_module(module)
+    import avslkit.methods as package
+
+    for info in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{info.name}")
 
 
 def list_methods() -> list[str]:
