@@ -161,7 +161,10 @@ NOT_YET_CONVERTED = {"avslkit/demo/localizer.py", "avslkit/engine/run.py", "avsl
                      "avslkit/engine/validation.py", "avslkit/evaluation/runner.py", "avslkit/methods/base.py",
                      "avslkit/methods/dmt.py", "avslkit/methods/ezvsl.py", "avslkit/methods/inference.py",
                      "avslkit/methods/localizer.py", "avslkit/methods/ssl_baselines.py", "avslkit/methods/xpl.py",
-                     "avslkit/viz/localize.py"}
+                     "avslkit/viz/localize.py",
+                     # 14a: code moved out of methods/base.py and methods/localizer.py, not converted yet
+                     "avslkit/data/streams.py", "avslkit/engine/precision.py", "avslkit/engine/step.py",
+                     "avslkit/methods/semisupervised.py", "avslkit/semisup/labeled.py"}
 
 
 def config_gets_with_default(path: Path) -> list[str]:
