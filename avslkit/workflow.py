@@ -45,14 +45,14 @@ def preprocess_workspace(inputs: Path, cfg: Mapping[str, Any], *, workers: int, 
     ws = ws or Workspace.find()
     ws.data()  # a damaged workspace file stops the command before any work
     conv = settings()
-    plan = plan_stores(inputs, ws.root / str(conv["store_dir"]), conv["split_files"], extra_folders=[ws.root],
-                       extensions=tuple(cfg.get("extensions") or (".mp4",)))
+    plan = plan_stores(inputs, ws.root / conv.store_dir, conv.split_files, extra_folders=[ws.root],
+                       extensions=tuple(cfg["extensions"]))
     role_names = {"train": "train split", "test": "test split", "test_list": "test positives", "annotations": "annotations",
                   "timestamps": "timestamps", "real_negatives": "real negatives"}
     if plan.found:
         say("found " + ", ".join(f"{ws.display(p)} ({role_names.get(r, r)})" for r, p in plan.found.items()))
     else:
-        say(f"no split files in {ws.display(inputs)} (looked for {', '.join(n for v in conv['split_files'].values() for n in v)})")
+        say(f"no split files in {ws.display(inputs)} (looked for {', '.join(n for v in conv.split_files.values() for n in v)})")
     timestamps = timestamps or plan.found.get("timestamps")
     ann = plan.found.get("annotations")
     labels = labels or (ann if ann is not None and ann.is_file() and ann.suffix == ".json" else None)
@@ -89,7 +89,7 @@ def train_out(method: str, out: Path | None, resume: bool, ws: Workspace) -> tup
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # each torchrun process would number its own directory
         raise AvslError("under torchrun pass --out RUN_DIR: the processes must share one run directory")
     path = ws.new_run_dir(method)
-    say(f"run directory {ws.display(path)} (next free {settings()['runs_dir']}/{method}N)")
+    say(f"run directory {ws.display(path)} (next free {settings().runs_dir}/{method}N)")
     return path, True
 
 
@@ -158,7 +158,7 @@ def eval_defaults(cfg: MutableMapping[str, Any], ws: Workspace) -> dict[str, str
         cfg["checkpoint"] = ws.display(run)
         used["runs"] = cfg["checkpoint"]
         if cfg.get("out") is None:
-            cfg["out"] = ws.display(run / str(settings()["eval_dir"]) / "metrics.json")
+            cfg["out"] = ws.display(run / settings().eval_dir / "metrics.json")
             say(f"writing {cfg['out']}")
             if not cfg.get("save_maps"):
                 cfg["save_maps"] = True  # viz then draws the scored maps without running the model again
@@ -197,15 +197,15 @@ def viz_defaults(inputs: list[Path], out: Path | None, ws: Workspace) -> tuple[l
     """No inputs: the workspace's last eval, drawn into runs/<run>/viz/ (beside its eval/ folder).
     Inputs given: them, into `out` (default viz/)."""
     if inputs:
-        return inputs, out or Path(str(settings()["viz_dir"]))
+        return inputs, out or Path(settings().viz_dir)
     last = ws.default("last_eval")
     if last is None:
         raise AvslError("nothing to draw: no evaluation yet. Run 'avslkit eval' first, or pass a metrics.json or run "
                         f"directory ({ws.display(ws.file)} records no last_eval)")
     if out is None:
         parent = last.parent
-        base = parent.parent if parent.name == str(settings()["eval_dir"]) else parent
-        out = Path(ws.display(base / str(settings()["viz_dir"])))
+        base = parent.parent if parent.name == settings().eval_dir else parent
+        out = Path(ws.display(base / settings().viz_dir))
     return [Path(ws.display(last))], out
 
 

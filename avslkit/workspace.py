@@ -22,12 +22,15 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 import yaml
 
 from avslkit.errors import AvslError
 from avslkit.utils.io import atomic_write_text
+
+if TYPE_CHECKING:
+    from avslkit.config_spec import WorkspaceConfig
 
 __all__ = ["ENTRIES", "Workspace", "WorkspaceError", "settings"]
 
@@ -37,11 +40,13 @@ class WorkspaceError(AvslError):
 
 
 @lru_cache(maxsize=1)
-def settings() -> dict[str, Any]:
-    """The workspace conventions (avslkit/configs/workspace.yaml)."""
+@lru_cache(maxsize=1)
+def settings() -> WorkspaceConfig:
+    """The workspace conventions (avslkit/configs/workspace.yaml), typed."""
     from avslkit.config import packaged_config
+    from avslkit.config_spec import resolve_config
 
-    return packaged_config("workspace")
+    return resolve_config(packaged_config("workspace"), "workspace")
 
 
 @dataclass(frozen=True)
@@ -98,7 +103,7 @@ class Workspace:
 
     def __init__(self, root: str | os.PathLike, exists: bool | None = None):
         self.root = Path(root).absolute()
-        self.file = self.root / str(settings()["file"])
+        self.file = self.root / settings().file
         self.exists = self.file.is_file() if exists is None else exists
         self._announced: set[str] = set()
 
@@ -106,7 +111,7 @@ class Workspace:
     def find(cls, start: str | os.PathLike | None = None) -> "Workspace":
         """The nearest folder from `start` (default: the current one) upwards holding avslkit.yaml, else `start`."""
         here = Path(start or Path.cwd()).absolute()
-        name = str(settings()["file"])
+        name = settings().file
         for folder in (here, *here.parents):
             if (folder / name).is_file():
                 return cls(folder, exists=True)
@@ -238,7 +243,7 @@ class Workspace:
 
     def new_run_dir(self, method: str) -> Path:
         """Create and return the first free runs/METHOD, runs/METHOD2, runs/METHOD3, ... (safe under races)."""
-        base = self.root / str(settings()["runs_dir"])
+        base = self.root / settings().runs_dir
         base.mkdir(parents=True, exist_ok=True)
         for n in range(1, 100_000):
             path = base / (method if n == 1 else f"{method}{n}")

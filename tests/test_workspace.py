@@ -225,7 +225,7 @@ def test_val_labeled_auto_fits_a_small_store():
 
 
 # -- split discovery ---------------------------------------------------------------------------------
-NAMES = settings()["split_files"]
+NAMES = settings().split_files
 
 
 def _videos(folder: Path, ids: list[str]) -> None:
