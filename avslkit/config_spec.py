@@ -21,9 +21,9 @@ import math
 import os
 import typing
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, Mapping
+from typing import Any, Mapping
 
-from avslkit.config import ConfigError, merge, packaged_config
+from avslkit.config import ConfigError, list_packaged_configs, load_config, merge, packaged_config
 
 
 @dataclass(frozen=True)
@@ -168,8 +168,6 @@ class Section:
     """One config section. Fields are its keys; a key the resolved config lacks (a method that does not
     define it) is None. Built only by `from_mapping`, which checks every value against its rule."""
 
-    _nested: ClassVar[dict[str, type[Section]]]
-
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any], prefix: str = "") -> Any:
         hints = typing.get_type_hints(cls)
@@ -193,7 +191,14 @@ class Section:
                 if rule is not None:
                     _check(dotted, rule, value)
                 values[f.name] = value
-        return cls(**values)
+        section = cls(**values)
+        object.__setattr__(section, "_raw", mapping)
+        return section
+
+    @property
+    def raw(self) -> Mapping[str, Any]:
+        """The mapping this section was read from (what config.yaml saves; free-form options as given)."""
+        return self._raw  # type: ignore[attr-defined]
 
 
 def _section_type(hint: Any) -> type[Section] | None:
@@ -497,3 +502,20 @@ def packaged_section(section: type[Section], mapping: Mapping[str, Any] | Sectio
     name = next(f.name for f in fields(CONFIGS[command]) if _section_type(typing.get_type_hints(CONFIGS[command])[f.name]) is section)
     defaults = packaged_config(command)[name]
     return section.from_mapping(merge(defaults, mapping or {}, strict=False), name + ".")
+
+
+def train_config(cfg: Mapping[str, Any] | TrainConfig) -> TrainConfig:
+    """The typed training config of `cfg`; a partial one (a test's, an older checkpoint's) gets its missing
+    keys from the packaged train.yaml + methods/<method>.yaml, the one place defaults live."""
+    if isinstance(cfg, TrainConfig):
+        return cfg
+    method = cfg["method"] if "method" in cfg else None
+    names = ["train"] + ([f"methods/{method}"] if f"methods/{method}" in list_packaged_configs() else [])
+    return resolve_config(merge(load_config(names), cfg, strict=False), "train")
+
+
+def eval_config(cfg: Mapping[str, Any] | EvalConfig) -> EvalConfig:
+    """The typed eval config of `cfg`, missing keys from the packaged eval.yaml."""
+    if isinstance(cfg, EvalConfig):
+        return cfg
+    return resolve_config(merge(packaged_config("eval"), cfg, strict=False), "eval")

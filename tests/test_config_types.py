@@ -85,6 +85,17 @@ def test_resolved_config_is_typed_and_keys_a_method_lacks_are_none():
         ezvsl.optim.learning_rate  # noqa: B018 - a mistyped key fails loudly instead of falling back
 
 
+def test_a_partial_config_takes_its_missing_keys_from_the_packaged_yaml_of_its_method():
+    from avslkit.config_spec import eval_config, train_config
+
+    config = train_config({"method": "dmt", "ssl": {"delta": 0.5}})
+    assert (config.ssl.delta, config.ssl.ema, config.seed, config.units["a"].audio) == (0.5, 0.999, 12345, "vggish")
+    assert config.raw["ssl"]["delta"] == 0.5 and config.ssl.raw["ema"] == 0.999  # what config.yaml would save
+    assert train_config(config) is config and eval_config({"tau": 0.05}).tau == 0.05
+    with pytest.raises(ConfigError, match=r"^config key ssl.delta=2 is out of range"):
+        train_config({"method": "dmt", "ssl": {"delta": 2}})
+
+
 def test_a_partial_section_takes_its_missing_keys_from_the_packaged_yaml():
     data = packaged_section(DataSection, {"decoder": "pil"})
     assert (data.decoder, data.float_rule, data.int16_scale) == ("pil", "fused", 32768)
