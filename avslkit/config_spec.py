@@ -238,13 +238,13 @@ class AudioSection(Section):
 
 @dataclass(frozen=True, kw_only=True)
 class OptimSection(Section):
-    name: str = key(Choice("adam", "adamw", "sgd"))
+    name: str = key(Str())  # a registered optimiser (avslkit.engine: register_optimizer)
     lr: float = key(Positive())
     weight_decay: float = key(Float(0))
     betas: list[float] = key(List())
     momentum: float = key(Float(0, 1))
     clip_norm: float = key(Float(0))
-    schedule: str = key(Choice("constant", "cosine"))
+    schedule: str = key(Str())  # a registered LR schedule (avslkit.engine: register_schedule)
     warmup_epochs: float = key(Float(0))
     min_lr_factor: float = key(Fraction())
 
@@ -511,11 +511,13 @@ def train_config(cfg: Mapping[str, Any] | TrainConfig) -> TrainConfig:
         return cfg
     method = cfg["method"] if "method" in cfg else None
     names = ["train"] + ([f"methods/{method}"] if f"methods/{method}" in list_packaged_configs() else [])
-    return resolve_config(merge(load_config(names), cfg, strict=False), "train")
+    merged = merge(load_config(names), cfg, strict=False)
+    return resolve_config(cfg if merged == cfg else merged, "train")  # a complete dict stays `raw` as given
 
 
 def eval_config(cfg: Mapping[str, Any] | EvalConfig) -> EvalConfig:
     """The typed eval config of `cfg`, missing keys from the packaged eval.yaml."""
     if isinstance(cfg, EvalConfig):
         return cfg
-    return resolve_config(merge(packaged_config("eval"), cfg, strict=False), "eval")
+    merged = merge(packaged_config("eval"), cfg, strict=False)
+    return resolve_config(cfg if merged == cfg else merged, "eval")
