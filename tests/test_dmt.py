@@ -81,9 +81,11 @@ def test_noise_filter_and_ipl_are_applied(data):
     everything = _stage2_task(data, "ssl.delta=0.0", "ssl.tau=0.0")  # every pixel foreground, IoU 1 → all kept
     batch = {"labeled": _batch(everything, "labeled"), "unlabeled": _batch(everything, "unlabeled")}
     assert engine_step(everything, batch)["pl_kept"] == 1.0
-    strict = _stage2_task(data, "ssl.delta=0.0", "ssl.tau=1.01")  # IoU ≤ 1 < τ → nothing kept
+    strict = _stage2_task(data, "ssl.delta=0.0")
+    strict.tau_iou = 1.01  # IoU ≤ 1 < τ → nothing kept (ssl.tau itself is checked to lie in [0, 1])
     assert engine_step(strict, batch)["pl_kept"] == 0.0
-    unfiltered = _stage2_task(data, "ssl.delta=0.0", "ssl.tau=1.01", "ssl.filter=false")
+    unfiltered = _stage2_task(data, "ssl.delta=0.0", "ssl.filter=false")
+    unfiltered.tau_iou = 1.01
     assert engine_step(unfiltered, batch)["pl_kept"] == 1.0
     # IPL = M^A · M^B on teacher maps
     maps = {"a": torch.tensor([[[-5.0, 5.0], [5.0, 5.0]]]), "b": torch.tensor([[[5.0, 5.0], [-5.0, 5.0]]])}

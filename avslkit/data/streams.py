@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 import torch
 
+from avslkit.config_spec import TrainConfig, train_config
 from avslkit.errors import AvslError
 
 __all__ = ["GatedDataset", "RepeatedDataset", "TwoViewTransform", "training_dataset"]
@@ -24,20 +25,21 @@ def training_dataset(cfg: Mapping[str, Any]) -> Any:
     from avslkit.data.dataset import AVDataset, dataset_options
     from avslkit.data.store import Store
 
-    data = cfg["data"]
+    config = train_config(cfg)
+    data = config.data
     ids = None
-    if data.get("exclude"):  # e.g. the test clips, when one store holds everything
-        excluded = set(read_id_list(data["exclude"]))
-        with Store(data["train"]) as store:
+    if data.exclude:  # e.g. the test clips, when one store holds everything
+        excluded = set(read_id_list(data.exclude))
+        with Store(data.train) as store:
             ids = [cid for cid in store.ids if cid not in excluded]
         if not ids:
-            raise AvslError(f"{data['exclude']}: data.exclude removes every clip of {data['train']}; "
+            raise AvslError(f"{data.exclude}: data.exclude removes every clip of {data.train}; "
                             "pass the ids to leave out, not the training ids")
     return AVDataset(
-        data["train"],
+        data.train,
         ids=ids,
-        image_transform=data.get("train_transform", "train"),
-        image_size=int(cfg.get("image_size", 224)),
+        image_transform=data.train_transform,
+        image_size=int(config.image_size),
         **dataset_options(data),
     )
 

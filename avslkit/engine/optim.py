@@ -13,9 +13,10 @@ from typing import Any, Callable, Iterable, Mapping
 import torch
 from torch import nn
 
+from avslkit.config_spec import OptimSection, packaged_section
 from avslkit.errors import AvslError
 
-OptimizerFactory = Callable[[list[nn.Parameter], float, float, Mapping[str, Any]], torch.optim.Optimizer]
+OptimizerFactory = Callable[[list[nn.Parameter], float, float, OptimSection], torch.optim.Optimizer]
 ScheduleShape = Callable[[float, float], float]  # (progress in [0, 1], min_factor) -> factor after warm-up
 
 OPTIMIZERS: dict[str, OptimizerFactory] = {}
@@ -23,7 +24,7 @@ SCHEDULES: dict[str, ScheduleShape] = {}
 
 
 def register_optimizer(name: str) -> Callable[[OptimizerFactory], OptimizerFactory]:
-    """Decorator: make ``factory(params, lr, weight_decay, optim_cfg)`` available as ``optim.name=NAME``."""
+    """Decorator: make ``factory(params, lr, weight_decay, optim)`` (`optim` the typed OptimSection) available as ``optim.name=NAME``."""
 
     def decorator(factory: OptimizerFactory) -> OptimizerFactory:
         OPTIMIZERS[name] = factory
@@ -43,18 +44,18 @@ def register_schedule(name: str) -> Callable[[ScheduleShape], ScheduleShape]:
 
 
 @register_optimizer("adam")
-def _adam(params: list[nn.Parameter], lr: float, weight_decay: float, o: Mapping[str, Any]) -> torch.optim.Optimizer:
-    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, betas=tuple(o.get("betas", (0.9, 0.999))))
+def _adam(params: list[nn.Parameter], lr: float, weight_decay: float, o: OptimSection) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, betas=tuple(o.betas))
 
 
 @register_optimizer("adamw")
-def _adamw(params: list[nn.Parameter], lr: float, weight_decay: float, o: Mapping[str, Any]) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=tuple(o.get("betas", (0.9, 0.999))))
+def _adamw(params: list[nn.Parameter], lr: float, weight_decay: float, o: OptimSection) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=tuple(o.betas))
 
 
 @register_optimizer("sgd")
-def _sgd(params: list[nn.Parameter], lr: float, weight_decay: float, o: Mapping[str, Any]) -> torch.optim.Optimizer:
-    return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, momentum=float(o.get("momentum", 0.9)))
+def _sgd(params: list[nn.Parameter], lr: float, weight_decay: float, o: OptimSection) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, momentum=float(o.momentum))
 
 
 @register_schedule("constant")
@@ -67,13 +68,14 @@ def _cosine(progress: float, min_factor: float) -> float:
     return min_factor + (1.0 - min_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def build_optimizer(params: Iterable[nn.Parameter], optim_cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
+def build_optimizer(params: Iterable[nn.Parameter], optim: OptimSection | Mapping[str, Any]) -> torch.optim.Optimizer:
     """The optimiser named by ``optim.name`` over `params` (lr, weight_decay from the same section)."""
-    name = str(optim_cfg.get("name", "adam")).lower()
+    optim = packaged_section(OptimSection, optim)
+    name = str(optim.name).lower()
     factory = OPTIMIZERS.get(name)
     if factory is None:
         raise AvslError(f"unknown optim.name '{name}' (use {', '.join(sorted(OPTIMIZERS))})")
-    return factory(list(params), float(optim_cfg.get("lr", 1e-4)), float(optim_cfg.get("weight_decay", 0.0)), optim_cfg)
+    return factory(list(params), float(optim.lr), float(optim.weight_decay), optim)
 
 
 def lr_factor(schedule: str, step: int, total_steps: int, warmup_steps: int, min_factor: float = 0.0) -> float:

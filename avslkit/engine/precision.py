@@ -7,14 +7,15 @@ from typing import Any, Mapping
 
 import torch
 
+from avslkit.config_spec import TrainConfig
 from avslkit.errors import AvslError
 
 AMP_DTYPES: dict[str, torch.dtype | None] = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def amp_dtype(cfg: Mapping[str, Any], device: torch.device) -> torch.dtype | None:
+def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of ``amp`` (None: full precision); fp16 needs a GPU (it needs loss scaling)."""
-    amp = str(cfg.get("amp", "none") or "none").lower()
+    amp = str(config.amp or "none").lower()
     if amp not in AMP_DTYPES:
         raise AvslError(f"unknown amp mode '{amp}' (use none, bf16 or fp16)")
     if amp == "fp16" and device.type != "cuda":
@@ -22,9 +23,9 @@ def amp_dtype(cfg: Mapping[str, Any], device: torch.device) -> torch.dtype | Non
     return AMP_DTYPES[amp]
 
 
-def uses_channels_last(cfg: Mapping[str, Any], device: torch.device) -> bool:
+def uses_channels_last(config: TrainConfig, device: torch.device) -> bool:
     """``channels_last`` applies on CUDA only (no gain on CPU)."""
-    return bool(cfg.get("channels_last", False)) and device.type == "cuda"
+    return bool(config.channels_last) and device.type == "cuda"
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:

@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 from avslkit.config import save_config, yaml_load
-from avslkit.config_spec import check_config
+from avslkit.config_spec import TrainConfig, train_config
 from avslkit.engine.checkpoint import CheckpointManager, load_checkpoint, seed_everything
 from avslkit.engine.distributed import DistContext, init_distributed, shutdown_distributed
 from avslkit.engine.trainer import Trainer
@@ -27,7 +27,7 @@ from avslkit.utils.console import log
 
 MIN_AUDIO_SAMPLES = 512  # one spectrogram frame (nperseg)
 
-TaskFactory = Callable[[Mapping[str, Any], DistContext], Any]  # (resolved config, process context) -> task
+TaskFactory = Callable[[TrainConfig, DistContext], Any]  # (typed config, process context) -> task
 
 
 def resolve_data_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -35,7 +35,7 @@ def resolve_data_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     from avslkit.data.store import Store
 
     cfg = copy.deepcopy(dict(cfg))
-    train = cfg.get("data", {}).get("train")
+    train = train_config(cfg).data.train
     if not train:
         raise AvslError("no training store given (pass --data TRAIN.h5, made by 'avslkit preprocess')")
     store = Store(train)
@@ -55,10 +55,10 @@ def resolve_data_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return cfg
 
 
-def held_out_validation_ids(task: Any, cfg: Mapping[str, Any]) -> list[str] | None:
+def held_out_validation_ids(task: Any, cfg: Mapping[str, Any] | TrainConfig) -> list[str] | None:
     """The clips a semi-supervised task held out of its training store (``val.txt``) when they are to
     choose ``best.pt`` (``validation.held_out``, default true); None for the other methods."""
-    if not bool((cfg.get("validation", {}) or {}).get("held_out", True)):
+    if not train_config(cfg).validation.held_out:
         return None
     held = task.held_out_validation_ids()
     return None if held is None else list(held)
@@ -77,7 +77,7 @@ def prepare_training(cfg: Mapping[str, Any], out: str | Path, make_task: TaskFac
     """Set up a run: (trainer, checkpoint to resume from or None). `ctx` defaults to torchrun's env."""
     if not cfg.get("method"):
         raise AvslError("no method given (use 'avslkit train METHOD')")
-    check_config(cfg, "train")  # one line naming the key, the value and the range, before any work
+    config = train_config(cfg)  # one line naming the key, the value and the range, before any work
     run_dir = Path(out)
     last = run_dir / "last.pt"
     if last.is_file() and not resume:
@@ -87,31 +87,32 @@ def prepare_training(cfg: Mapping[str, Any], out: str | Path, make_task: TaskFac
         resume_checkpoint = load_checkpoint(last)
         if resume_checkpoint.get("method") != cfg["method"]:
             raise AvslError(f"{last}: checkpoint is a '{resume_checkpoint.get('method')}' run, not '{cfg['method']}'; use a new --out")
-    ctx = ctx or init_distributed(cfg.get("device", "auto"), cfg.get("distributed", {}).get("backend", "auto"))
+    ctx = ctx or init_distributed(config.device, config.distributed.backend)
     cfg = resolve_data_config(cfg)
-    check_validation_inputs(cfg)  # on every rank, so a bad path cannot leave the other ranks waiting
-    if cfg.get("deterministic"):
+    config = train_config(cfg)  # the typed config of the run, with the training store's sample rate
+    check_validation_inputs(config)  # on every rank, so a bad path cannot leave the other ranks waiting
+    if config.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
     elif ctx.device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    seed = int(cfg["seed"])
+    seed = int(config.seed)
     seed_everything(seed)  # identical initial weights on every rank
-    task = make_task(cfg, ctx)
+    task = make_task(config, ctx)
     if ctx.distributed:
         torch.manual_seed(seed + ctx.rank)  # different dropout masks per rank
-    held_out = held_out_validation_ids(task, cfg)
+    held_out = held_out_validation_ids(task, config)
     if ctx.is_main:
-        validator = build_validator(cfg, held_out)
+        validator = build_validator(config, held_out)
     else:  # rank 0 validates and broadcasts; the others must still take part in the broadcast
-        validator = RankZeroValidation() if validation_enabled(cfg, held_out) else None
+        validator = RankZeroValidation() if validation_enabled(config, held_out) else None
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         for tmp in CheckpointManager(run_dir).remove_stale_temp_files():
             log.info("removed %s, left by a save that was interrupted", tmp.name)
         save_config(cfg, run_dir / "config.yaml")
     ctx.barrier()
-    trainer = Trainer(task, cfg, run_dir, ctx, validator=validator, quiet=quiet)
+    trainer = Trainer(task, config, run_dir, ctx, validator=validator, quiet=quiet)
     resume_from = None
     if resume:
         if resume_checkpoint is not None:
@@ -131,7 +132,8 @@ def run_training(cfg: Mapping[str, Any], out: str | Path, make_task: TaskFactory
     """
     own_ctx = ctx is None
     if own_ctx:
-        ctx = init_distributed(cfg.get("device", "auto"), cfg.get("distributed", {}).get("backend", "auto"))
+        config = train_config(cfg)
+        ctx = init_distributed(config.device, config.distributed.backend)
     trainer = None
     try:
         trainer, resume_from = prepare_training(cfg, out, make_task, resume, quiet, ctx)

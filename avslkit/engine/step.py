@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from avslkit.config_spec import TrainConfig, train_config
 from avslkit.engine.optim import build_optimizer, lr_factor
 from avslkit.engine.precision import autocast
 from avslkit.errors import AvslError
@@ -28,15 +29,15 @@ from avslkit.errors import AvslError
 class OptimizationStep:
     """Optimiser, scaler, LR schedule, DDP wrappers and the step counter of one training run."""
 
-    def __init__(self, task: Any, cfg: Mapping[str, Any]):
+    def __init__(self, task: Any, cfg: Mapping[str, Any] | TrainConfig):
         self.task = task
-        self.cfg = cfg
-        self.optim_cfg: Mapping[str, Any] = cfg.get("optim", {}) or {}
+        self.config = train_config(cfg)
+        self.optim = self.config.optim
         self.ctx = task.ctx
         self.device = task.device
         self.global_step = 0
         self.params = [p for m in task.trainable_modules().values() for p in m.parameters() if p.requires_grad]
-        self.optimizer = build_optimizer(self.params, self.optim_cfg)
+        self.optimizer = build_optimizer(self.params, self.optim)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=task.amp_dtype is torch.float16)
         self._schedule = ("constant", 1, 0)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: self._lr_lambda(step))
@@ -44,8 +45,8 @@ class OptimizationStep:
     # -- LR schedule ------------------------------------------------------------------------------
     def configure_schedule(self, total_steps: int, steps_per_epoch: int) -> None:
         """Tell the LR schedule how long the run is (``optim.warmup_epochs`` is counted in epochs)."""
-        warmup = int(round(float(self.optim_cfg.get("warmup_epochs", 0)) * steps_per_epoch))
-        self._schedule = (str(self.optim_cfg.get("schedule", "constant")), max(1, total_steps), warmup)
+        warmup = int(round(float(self.optim.warmup_epochs) * steps_per_epoch))
+        self._schedule = (str(self.optim.schedule), max(1, total_steps), warmup)
         lr_factor(self._schedule[0], 0, 1, 0)  # validate the name early
         # re-apply the factor for the current step (LambdaLR evaluated it with the placeholder)
         for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
@@ -53,7 +54,7 @@ class OptimizationStep:
 
     def _lr_lambda(self, step: int) -> float:
         schedule, total, warmup = self._schedule
-        return lr_factor(schedule, step, total, warmup, float(self.optim_cfg.get("min_lr_factor", 0.0)))
+        return lr_factor(schedule, step, total, warmup, float(self.optim.min_lr_factor))
 
     @property
     def lr(self) -> float:
@@ -65,7 +66,7 @@ class OptimizationStep:
         passes find the wrappers through `Task.ddp(name)`."""
         if not self.ctx.distributed:
             return
-        find_unused = bool(self.cfg.get("distributed", {}).get("find_unused_parameters", False))
+        find_unused = bool(self.config.distributed.find_unused_parameters)
         for name, module in self.task.trainable_modules().items():
             if any(p.requires_grad for p in module.parameters()):
                 ids = [self.device.index] if self.device.type == "cuda" else None
@@ -88,7 +89,7 @@ class OptimizationStep:
             return
         import torch.distributed as dist
 
-        mode = str(self.cfg.get("distributed", {}).get("sync_buffers", "mean"))
+        mode = str(self.config.distributed.sync_buffers)
         if mode == "none":
             return
         if mode not in ("mean", "broadcast"):
@@ -127,7 +128,7 @@ class OptimizationStep:
                 f"loss became {loss.item()} at step {self.global_step}; lower --lr, or use --amp none / bf16 instead of fp16"
             )
         self.scaler.scale(loss).backward()
-        clip = float(self.optim_cfg.get("clip_norm", 0.0) or 0.0)
+        clip = float(self.optim.clip_norm or 0.0)
         if clip > 0:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.params, clip)

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from avslkit.config_spec import TrainConfig, train_config
 from avslkit.engine.checkpoint import CheckpointManager, capture_rng, load_checkpoint, restore_rng
 from avslkit.engine.data import ResumableLoader
 from avslkit.engine.distributed import DistContext
@@ -61,29 +62,28 @@ class Trainer:
     def __init__(
         self,
         task: Any,
-        cfg: Mapping[str, Any],
+        cfg: Mapping[str, Any] | TrainConfig,
         run_dir: str | Path,
         ctx: DistContext | None = None,
         validator: Validator | None = None,
         quiet: bool = False,
     ):
         self.task = task
-        self.cfg = cfg
+        self.config = train_config(cfg)
+        self.cfg = self.config.raw  # saved in each checkpoint
         self.run_dir = Path(run_dir)
         self.ctx = ctx or task.ctx
         self.validator = validator
         self.quiet = quiet
-        self.epochs = int(cfg["epochs"])
-        self.max_steps = int(cfg.get("max_steps", 0) or 0)
-        self.global_batch = int(cfg["batch_size"])
-        ck = cfg.get("checkpoint", {})
-        self.every_steps = int(ck.get("every_steps", 0) or 0)
-        self.log_every = max(1, int(cfg.get("log", {}).get("every_steps", 1)))
-        v = cfg.get("validation", {})
-        self.val_every = max(1, int(v.get("every_epochs", 1)))
-        self.checkpoints = CheckpointManager(
-            self.run_dir, metric=str(v.get("metric", "loc_acc")), mode=str(v.get("mode", "max")), enabled=self.ctx.is_main
-        )
+        config = self.config
+        self.epochs = int(config.epochs)
+        self.max_steps = int(config.max_steps or 0)
+        self.global_batch = int(config.batch_size)
+        self.every_steps = int(config.checkpoint.every_steps or 0)
+        self.log_every = max(1, int(config.log.every_steps))
+        v = config.validation
+        self.val_every = max(1, int(v.every_epochs))
+        self.checkpoints = CheckpointManager(self.run_dir, metric=str(v.metric), mode=str(v.mode), enabled=self.ctx.is_main)
         self.logger = JsonlLogger(self.run_dir / "log.jsonl", enabled=self.ctx.is_main)
         self.epoch = 0
         self._preloaded: dict[Path, Mapping[str, Any]] = {}
@@ -95,7 +95,7 @@ class Trainer:
         if self.max_steps:
             total = min(total, self.max_steps)
         self.total_steps = total
-        self.step = OptimizationStep(task, cfg)
+        self.step = OptimizationStep(task, config)
         self.step.configure_schedule(self.total_steps, self.steps_per_epoch)  # a cosine decay ends with the budget (--max-steps)
         self.step.setup_ddp()
 
@@ -120,7 +120,7 @@ class Trainer:
             source = getattr(getattr(ds, "store", None), "path", name)
             if n == 0:
                 raise AvslError(f"{source}: the training set '{name}' is empty (preprocess clips into the store first)")
-            drop_last = bool(self.cfg.get("drop_last", True))
+            drop_last = bool(self.config.drop_last)
             if drop_last and self.global_batch > n:
                 raise AvslError(
                     f"batch size {self.global_batch} is larger than the training set ({n} clips in {source}); "
@@ -129,12 +129,12 @@ class Trainer:
             loaders[name] = ResumableLoader(
                 ds,
                 per_rank,
-                seed=int(self.cfg["seed"]) + 1000 * k,
+                seed=int(self.config.seed) + 1000 * k,
                 shuffle=True,
                 drop_last=drop_last,
                 rank=self.ctx.rank,
                 world_size=world,
-                workers=int(self.cfg.get("workers", 0)),
+                workers=int(self.config.workers),
                 collate_fn=_collate_for(ds),
                 pin_memory=self.ctx.device.type == "cuda",
                 name=name,

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from avslkit.config_spec import TrainConfig, train_config
 from avslkit.errors import AvslError
 
 
@@ -143,10 +144,10 @@ class Validator:
         return record
 
 
-def check_validation_inputs(cfg: Mapping[str, Any]) -> bool:
+def check_validation_inputs(cfg: Mapping[str, Any] | TrainConfig) -> bool:
     """Cheap check every DDP rank runs (only rank 0 builds the Validator): are both inputs given and present?"""
-    data = cfg.get("data", {})
-    val, ann = data.get("val"), data.get("val_annotations")
+    data = train_config(cfg).data
+    val, ann = data.val, data.val_annotations
     if not val and not ann:
         return False
     if not val or not ann:
@@ -170,41 +171,41 @@ def _same_file(a: str | Path, b: str | Path | None) -> bool:
     return b is not None and Path(a).resolve() == Path(b).resolve()
 
 
-def validation_enabled(cfg: Mapping[str, Any], held_out_ids: Sequence[str] | None = None) -> bool:
+def validation_enabled(cfg: Mapping[str, Any] | TrainConfig, held_out_ids: Sequence[str] | None = None) -> bool:
     """Whether this run validates (every DDP rank must agree): a validation store, or held-out ids."""
     return check_validation_inputs(cfg) or bool(held_out_ids)
 
 
-def build_validator(cfg: Mapping[str, Any], held_out_ids: Sequence[str] | None = None) -> Validator | None:
+def build_validator(cfg: Mapping[str, Any] | TrainConfig, held_out_ids: Sequence[str] | None = None) -> Validator | None:
     """The run's Validator, or None (precedence in the module docstring).
 
     `held_out_ids`: the clips a semi-supervised task held out of the training store (``val.txt``), or
     None for the other methods / ``validation.held_out: false``.
     """
-    data = cfg.get("data", {})
-    v = cfg.get("validation", {})
+    config = train_config(cfg)
+    data, v = config.data, config.validation
     common = dict(
-        gt_mode=v.get("gt_mode", "auto"),
-        binarize=v.get("binarize", "relative"),
-        iou_threshold=float(v.get("iou_threshold", 0.5)),
-        image_size=int(cfg.get("image_size", 224)),
-        batch_size=int(v.get("batch_size", 32)),
-        workers=int(v.get("workers", 0)),
-        decoder=data.get("decoder", "tensor"),
-        max_samples=v.get("max_samples"),
-        int16_scale=float(data.get("int16_scale", 32768)),
-        float_rule=str(data.get("float_rule", "fused")),
+        gt_mode=v.gt_mode,
+        binarize=v.binarize,
+        iou_threshold=float(v.iou_threshold),
+        image_size=int(config.image_size),
+        batch_size=int(v.batch_size),
+        workers=int(v.workers),
+        decoder=data.decoder,
+        max_samples=v.max_samples,
+        int16_scale=float(data.int16_scale),
+        float_rule=str(data.float_rule),
     )
-    train = data.get("train")
-    if not check_validation_inputs(cfg):
+    train = data.train
+    if not check_validation_inputs(config):
         if not held_out_ids:
             return None
-        return Validator(train, data["annotations"], annotation_format=data.get("annotation_format", "auto") or "auto",
+        return Validator(train, data.annotations, annotation_format=data.annotation_format or "auto",
                          ids=list(held_out_ids), **common)
-    val, ann = data.get("val"), data.get("val_annotations")
+    val, ann = data.val, data.val_annotations
     from avslkit.data.store import Store
 
-    trained_sr = cfg.get("audio", {}).get("sample_rate")
+    trained_sr = config.audio.sample_rate
     val_store = Store(val)
     val_sr = val_store.sample_rate
     val_store.close()
@@ -219,7 +220,7 @@ def build_validator(cfg: Mapping[str, Any], held_out_ids: Sequence[str] | None =
 
             log.warning("--val is the training store: validation scores every annotated clip of it, the training clips too; "
                         "use a separate validation store (semi-supervised methods: the held-out --val-labeled clips)")
-    return Validator(val, ann, annotation_format=v.get("annotation_format", "auto"), ids=ids, **common)
+    return Validator(val, ann, annotation_format=v.annotation_format, ids=ids, **common)
 
 
 @torch.no_grad()

@@ -29,6 +29,7 @@ from typing import Any, Callable, ClassVar, Mapping, TypeVar
 import torch
 from torch import nn
 
+from avslkit.config_spec import TrainConfig, train_config
 from avslkit.engine.distributed import DistContext
 from avslkit.engine.optim import lr_factor  # noqa: F401  (re-exported: its home moved to the engine)
 from avslkit.engine.precision import amp_dtype, autocast, uses_channels_last
@@ -77,12 +78,12 @@ def get_method(name: str) -> type["Task"]:
         raise AvslError(f"unknown method '{name}'; available: {', '.join(sorted(METHODS))}") from None
 
 
-def build_task(cfg: Mapping[str, Any], ctx: DistContext | None = None) -> "Task":
+def build_task(cfg: Mapping[str, Any] | TrainConfig, ctx: DistContext | None = None) -> "Task":
     """Instantiate the task named by `cfg['method']` on `ctx.device`."""
-    name = cfg.get("method")
-    if not name:
+    config = train_config(cfg)
+    if not config.method:
         raise AvslError("config has no 'method' key (use 'avslkit train METHOD' or set method: in --config)")
-    return get_method(str(name))(cfg, ctx)
+    return get_method(str(config.method))(config, ctx)
 
 
 class Task:
@@ -92,12 +93,13 @@ class Task:
     method: ClassVar[str] = ""
     score_bounds: tuple[float, float] | None = None  # range of the absolute maps, when known
 
-    def __init__(self, cfg: Mapping[str, Any], ctx: DistContext | None = None):
-        self.cfg = cfg
+    def __init__(self, cfg: Mapping[str, Any] | TrainConfig, ctx: DistContext | None = None):
+        self.config = train_config(cfg)  # typed (avslkit.config_spec); the engine passes the run's, resolved once
+        self.cfg = self.config.raw  # the same values as a plain dict (checkpoints, models' keyword options)
         self.ctx = ctx or DistContext()
         self.device = self.ctx.device
-        self.amp_dtype = amp_dtype(cfg, self.device)  # also the inference autocast of `localization_maps`
-        self.channels_last = uses_channels_last(cfg, self.device)
+        self.amp_dtype = amp_dtype(self.config, self.device)  # also the inference autocast of `localization_maps`
+        self.channels_last = uses_channels_last(self.config, self.device)
         self.global_step = 0  # the engine's step counter, as last given to a hook
         self.wrapped: dict[str, nn.Module] = {}  # DDP wrappers of trainable modules, set by the engine
         self.build()

@@ -50,6 +50,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from avslkit.config_spec import train_config
 from avslkit.errors import AvslError
 from avslkit.losses.attention import CONTRASTIVE_LOSSES
 from avslkit.losses.supervised import supervised_loss
@@ -84,40 +85,41 @@ class DMTTask(SemiSupervisedTask):
     """Dual Mean-Teacher: warm-up, then EMA teachers' filtered intersection pseudo-labels."""
 
     def build(self) -> None:
-        ssl = self.cfg.get("ssl", {}) or {}
-        self.unit_names = ("a",) if bool(ssl.get("single_teacher", False)) else ("a", "b")
-        student = str(ssl.get("student", "localizer"))
+        ssl = self.config.ssl
+        self.unit_names = ("a",) if ssl.single_teacher else ("a", "b")
+        student = str(ssl.student)
         if student not in STUDENTS:
             raise AvslError(f"unknown ssl.student {student!r}; use one of {', '.join(STUDENTS)}")
         self.student = STUDENTS[student]
         if self.student.audio_head is not None:
-            self.cfg = {**self.cfg, "model": {**dict(self.cfg.get("model", {}) or {}), "audio_head": self.student.audio_head}}
+            self.cfg = {**self.cfg, "model": {**dict(self.cfg["model"]), "audio_head": self.student.audio_head}}
+            self.config = train_config(self.cfg)
         self.unit_model = self.student.model
-        aug = self.cfg.get("augment", {}) or {}
-        self.unlabeled_views = (str(aug.get("teacher", "none")), str(aug.get("student", "randaugment")))
+        aug = self.config.augment
+        self.unlabeled_views = (str(aug.teacher), str(aug.student))
         unsupervised = self.student.unsupervised
         self.contrastive = None if unsupervised == SLAVC_LOSS else CONTRASTIVE_LOSSES[unsupervised]
         self.contrastive_kwargs = (
-            {"attention_audio": str(ssl.get("attention_audio", "pair")), "attention_temperature": float(ssl.get("attention_temperature", 1.0))}
+            {"attention_audio": str(ssl.attention_audio), "attention_temperature": float(ssl.attention_temperature)}
             if unsupervised == "attention" else {}
         )
         super().build()
 
     def build_extra(self) -> None:
-        ssl = self.cfg.get("ssl", {}) or {}
+        ssl = self.config.ssl
         self.teachers: dict[str, nn.Module] = {n: make_teacher(m) for n, m in self.units.items()}
         for t in self.teachers.values():
             t.eval()
-        self.delta, self.tau_iou = float(ssl.get("delta", 0.6)), float(ssl.get("tau", 0.7))
-        self.use_filter = bool(ssl.get("filter", True))
-        self.rule = str(ssl.get("pseudo_label", "intersection"))
+        self.delta, self.tau_iou = float(ssl.delta), float(ssl.tau)
+        self.use_filter = bool(ssl.filter)
+        self.rule = str(ssl.pseudo_label)
         if self.rule != "own" and self.rule not in PSEUDO_LABEL_RULES:
             raise AvslError(f"unknown ssl.pseudo_label {self.rule!r}; use own or one of {', '.join(PSEUDO_LABEL_RULES)}")
-        self.beta = float(ssl.get("ema", 0.999)) if bool(ssl.get("use_ema", True)) else 1.0
-        self.lambda_u = float(ssl.get("contrastive_weight", 1.0))
-        self.labels_in_stage2 = bool(ssl.get("labels_in_stage2", True))
-        self.pl_size = ssl.get("pseudo_label_size")
-        self.inference = str(ssl.get("inference", "teachers"))
+        self.beta = float(ssl.ema) if ssl.use_ema else 1.0
+        self.lambda_u = float(ssl.contrastive_weight)
+        self.labels_in_stage2 = bool(ssl.labels_in_stage2)
+        self.pl_size = ssl.pseudo_label_size
+        self.inference = str(ssl.inference)
         if self.inference not in INFERENCE:
             raise AvslError(f"unknown ssl.inference {self.inference!r}; use one of {', '.join(INFERENCE)}")
 

@@ -51,19 +51,18 @@ class AudioVisualTask(Task):
         from avslkit.data.audio import build_audio_feature
         from avslkit.models.registry import build_model
 
-        model_cfg = dict(self.cfg.get("model", {}))
-        name = model_cfg.pop("name", self.method)
-        self.model = build_model(name, namespace="method", **model_cfg)
-        audio = self.cfg.get("audio", {})
-        sample_rate = audio.get("sample_rate")
+        model_options = {k: v for k, v in self.config.model.raw.items() if k != "name"}
+        self.model = build_model(self.config.model.name or self.method, namespace="method", **model_options)
+        audio = self.config.audio
+        sample_rate = audio.sample_rate
         if not sample_rate:
             raise AvslError("audio.sample_rate is not set (it is read from the training store; pass --data STORE.h5)")
-        self.featurizer = build_audio_feature(str(audio.get("feature", "spectrogram")), int(sample_rate), **dict(audio.get("options") or {}))
+        self.featurizer = build_audio_feature(str(audio.feature), int(sample_rate), **dict(audio.options or {}))
         self.featurizer.to(self.device)
         self.online = OnlineEncoders(self.model, self.online_parts)
         self.tau = float(self.model.tau)
         self.score_bounds = tuple(self.model.map_bounds)
-        self.gather_features = bool(self.cfg.get("distributed", {}).get("gather_features", False))
+        self.gather_features = bool(self.config.distributed.gather_features)
 
     def models(self) -> dict[str, nn.Module]:
         return {"model": self.model}

@@ -19,6 +19,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from avslkit.config_spec import TrainConfig, train_config
 from avslkit.errors import AvslError
 
 __all__ = [
@@ -44,10 +45,12 @@ UNIT_MODELS: dict[str, tuple[str, ...]] = {
 }
 
 
-def unit_config(cfg: Mapping[str, Any], unit: str) -> dict[str, Any]:
-    """``model.*`` merged with ``units.<unit>.*`` (keys of the unit win when not null)."""
-    merged = {k: v for k, v in dict(cfg.get("model", {}) or {}).items() if k != "name"}
-    for k, v in dict((cfg.get("units", {}) or {}).get(unit, {}) or {}).items():
+def unit_config(cfg: Mapping[str, Any] | TrainConfig, unit: str) -> dict[str, Any]:
+    """``model.*`` merged with ``units.<unit>.*`` (keys of the unit win when not null), as the model's keyword options."""
+    config = train_config(cfg)
+    merged = {k: v for k, v in dict(config.model.raw).items() if k != "name"}
+    units = config.units or {}
+    for k, v in (dict(units[unit].raw) if unit in units else {}).items():
         if v is not None:
             merged[k] = v
     if not merged.get("audio"):

@@ -64,7 +64,7 @@ class SemiSupervisedTask(Task):
 
     # -- models ---------------------------------------------------------------------------------
     def build(self) -> None:
-        sample_rate = (self.cfg.get("audio", {}) or {}).get("sample_rate")
+        sample_rate = self.config.audio.sample_rate
         if not sample_rate:
             raise AvslError("audio.sample_rate is not set (it is read from the training store; pass --data STORE.h5)")
         self.features = FeatureBank(int(sample_rate), self.device)
@@ -77,15 +77,15 @@ class SemiSupervisedTask(Task):
         self.forwards = {f"unit_{n}": UnitForward(m) for n, m in self.units.items()}
         first = self.units[self.unit_names[0]]
         self.score_bounds = tuple(first.map_bounds)
-        ssl = self.cfg.get("ssl", {}) or {}
-        self.loss_kind = str(ssl.get("supervised_loss", "pixel_bce"))
-        self.loss_resize = str(ssl.get("resize", "area"))
+        ssl = self.config.ssl
+        self.loss_kind = str(ssl.supervised_loss)
+        self.loss_resize = str(ssl.resize)
         from avslkit.losses.supervised import SUPERVISED_LOSSES
 
         if self.loss_kind not in SUPERVISED_LOSSES:
             raise AvslError(f"unknown ssl.supervised_loss {self.loss_kind!r}; use one of {', '.join(SUPERVISED_LOSSES)}")
-        self.map_norm = str(ssl.get("map_norm") or SUPERVISED_LOSSES[self.loss_kind].map_norm)
-        self.warmup_epochs = int(ssl.get("warmup_epochs", 0) or 0)
+        self.map_norm = str(ssl.map_norm or SUPERVISED_LOSSES[self.loss_kind].map_norm)
+        self.warmup_epochs = int(ssl.warmup_epochs or 0)  # None: the method has no warm-up
         self.split = None
         self._datasets: dict[str, Any] | None = None
         self.stage = "warmup" if self.warmup_epochs > 0 else "unbiased"
@@ -131,23 +131,22 @@ class SemiSupervisedTask(Task):
         if self._datasets is not None:
             return self._datasets
         split = self.make_split()
-        data = self.cfg["data"]
-        aug = self.cfg.get("augment", {}) or {}
-        size = int(self.cfg.get("image_size", 224))
-        decoder = data.get("decoder", "tensor")
-        scale = float(data.get("int16_scale", 32768))
+        data, aug = self.config.data, self.config.augment
+        size = int(self.config.image_size)
+        decoder = data.decoder
+        scale = float(data.int16_scale)
         labeled = AVDataset(
-            data["train"], ids=split.labeled, image_transform=str(aug.get("labeled", "strong")), boxes=self._boxes(split.labeled),
-            image_size=size, decoder=decoder, transform_opts=self._strong_opts(str(aug.get("labeled", "strong"))),
+            data.train, ids=split.labeled, image_transform=str(aug.labeled), boxes=self._boxes(split.labeled),
+            image_size=size, decoder=decoder, transform_opts=self._strong_opts(str(aug.labeled)),
             int16_scale=scale,
         )
         streams: dict[str, Any] = {}
         if self.uses_unlabeled:
-            two = TwoViewTransform(size, self.unlabeled_views, int(aug.get("num_ops", 2)), int(aug.get("magnitude", 9)))
-            self.unlabeled_data = GatedDataset(AVDataset(data["train"], ids=split.unlabeled, image_transform=two, image_size=size,
+            two = TwoViewTransform(size, self.unlabeled_views, int(aug.num_ops), int(aug.magnitude))
+            self.unlabeled_data = GatedDataset(AVDataset(data.train, ids=split.unlabeled, image_transform=two, image_size=size,
                                                          decoder=decoder, int16_scale=scale))
             streams["unlabeled"] = self.unlabeled_data
-        batch = int(self.cfg.get("batch_size", 1))
+        batch = int(self.config.batch_size)
         if 0 < len(labeled) < batch:  # fewer labels than one batch: tile them (see RepeatedDataset)
             labeled = RepeatedDataset(labeled, -(-batch // len(labeled)))
         streams["labeled"] = labeled
@@ -155,34 +154,34 @@ class SemiSupervisedTask(Task):
         return streams
 
     def _strong_opts(self, name: str) -> dict[str, Any]:
-        aug = self.cfg.get("augment", {}) or {}
-        return {"num_ops": int(aug.get("num_ops", 2)), "magnitude": int(aug.get("magnitude", 9))} if name.startswith("strong") else {}
+        aug = self.config.augment
+        return {"num_ops": int(aug.num_ops), "magnitude": int(aug.magnitude)} if name.startswith("strong") else {}
 
     def quality_dataset(self) -> Any:
         """The held-out annotated clips (test transform, ground-truth maps) for the per-epoch quality
         logs (``ssl.log_val_quality``, ``ssl.val_max_samples``); None when off or empty."""
-        if not bool((self.cfg.get("ssl", {}) or {}).get("log_val_quality", True)):
+        if not self.config.ssl.log_val_quality:
             return None
         from avslkit.data.dataset import AVDataset, dataset_options
 
         split = self.make_split()
-        ids = split.val[: int((self.cfg.get("ssl", {}) or {}).get("val_max_samples") or len(split.val))]
+        ids = split.val[: int(self.config.ssl.val_max_samples or len(split.val))]
         if not ids:
             return None
-        return AVDataset(self.cfg["data"]["train"], ids=ids, image_transform="test", boxes=self._boxes(ids),
-                         image_size=int(self.cfg.get("image_size", 224)), **dataset_options(self.cfg["data"]))
+        return AVDataset(self.config.data.train, ids=ids, image_transform="test", boxes=self._boxes(ids),
+                         image_size=int(self.config.image_size), **dataset_options(self.config.data))
 
     # -- stage / epoch hooks --------------------------------------------------------------------
     def warmup_steps(self) -> int | None:
         """With ``ssl.warmup_unit: labeled``: the warm-up length in steps (``warmup_epochs`` passes over
         the labelled stream); None with ``unlabeled`` (warm-up = the first ``warmup_epochs`` epochs)."""
-        unit = str((self.cfg.get("ssl", {}) or {}).get("warmup_unit", "unlabeled"))
-        if unit == "unlabeled" or not self.uses_unlabeled:
+        unit = self.config.ssl.warmup_unit  # None: a method without a warm-up
+        if unit in (None, "unlabeled") or not self.uses_unlabeled:
             return None
         if unit != "labeled":
             raise AvslError(f"unknown ssl.warmup_unit {unit!r}; use unlabeled or labeled")
         labeled = self.train_datasets()["labeled"]
-        return self.warmup_epochs * max(1, len(labeled) // max(1, int(self.cfg.get("batch_size", 1))))
+        return self.warmup_epochs * max(1, len(labeled) // max(1, int(self.config.batch_size)))
 
     def stage_for(self, epoch: int, step: int | None = None) -> str:
         """Stage of the step `step` (global) in epoch `epoch`."""

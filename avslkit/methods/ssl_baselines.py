@@ -21,11 +21,13 @@ from avslkit.losses.attention import CONTRASTIVE_LOSSES
 from avslkit.losses.supervised import supervised_loss
 from avslkit.methods.base import register_method
 from avslkit.methods.semisupervised import SemiSupervisedTask
+from avslkit.config_spec import TrainConfig
 from avslkit.errors import AvslError
 
 
-def contrastive_fn(cfg: Mapping[str, Any], default: str) -> Any:
-    name = str((cfg.get("ssl", {}) or {}).get("contrastive", default))
+def contrastive_fn(config: TrainConfig, default: str) -> Any:
+    """The ``ssl.contrastive`` loss; `default` for a method whose YAML does not define the key."""
+    name = str(config.ssl.contrastive or default)
     try:
         return CONTRASTIVE_LOSSES[name]
     except KeyError:
@@ -52,9 +54,8 @@ class NaiveSSLTask(SemiSupervisedTask):
     unlabeled_views = ("randaugment",)  # one photometric strong view per unlabelled clip
 
     def build_extra(self) -> None:
-        ssl = self.cfg.get("ssl", {}) or {}
-        self.contrastive = contrastive_fn(self.cfg, "gmp")
-        self.contrastive_weight = float(ssl.get("contrastive_weight", 1.0))
+        self.contrastive = contrastive_fn(self.config, "gmp")
+        self.contrastive_weight = float(self.config.ssl.contrastive_weight)
 
     def compute_loss(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         lab, unl = batch["labeled"], batch["unlabeled"]
@@ -75,9 +76,8 @@ class HardPLTask(SemiSupervisedTask):
     """One model, thresholded self pseudo-labels after a labelled warm-up."""
 
     def build_extra(self) -> None:
-        ssl = self.cfg.get("ssl", {}) or {}
-        self.delta = float(ssl.get("delta", 0.6))
-        self.pseudo_weight = float(ssl.get("pseudo_weight", 1.0))
+        self.delta = float(self.config.ssl.delta)
+        self.pseudo_weight = float(self.config.ssl.pseudo_weight)
 
     @torch.no_grad()
     def self_labels(self, images: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:

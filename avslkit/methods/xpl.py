@@ -62,19 +62,17 @@ class XPLTask(SemiSupervisedTask):
     unlabeled_views = ("randaugment", "randaugment")
 
     def build_extra(self) -> None:
-        ssl = self.cfg.get("ssl", {}) or {}
-        aug = self.cfg.get("augment", {}) or {}
-        self.unlabeled_views = (str(aug.get("view_a", "randaugment")), str(aug.get("view_b", "randaugment")))
-        self.start_fraction, self.end_fraction = float(ssl.get("start_fraction", 0.2)), float(ssl.get("end_fraction", 1.0))
-        self.ramp_epochs, self.ramp = float(ssl.get("ramp_epochs", 10)), str(ssl.get("ramp", "linear"))
-        floor = ssl.get("floor", 0.0)
-        self.floor = None if floor is None else float(floor)
-        self.temperature = float(ssl.get("temperature", 0.1))
-        self.bank_alpha, self.bank_dtype = float(ssl.get("bank_alpha", 0.7)), str(ssl.get("bank_dtype", "float16"))
-        self.cross_weight = float(ssl.get("cross_weight", 1.0))
-        self.contrastive_weight = float(ssl.get("contrastive_weight", 0.5))
-        self.cross_loss = str(ssl.get("cross_loss", "pixel_bce"))
-        self.inference = str(ssl.get("inference", "both"))
+        ssl, aug = self.config.ssl, self.config.augment
+        self.unlabeled_views = (str(aug.view_a), str(aug.view_b))
+        self.start_fraction, self.end_fraction = float(ssl.start_fraction), float(ssl.end_fraction)
+        self.ramp_epochs, self.ramp = float(ssl.ramp_epochs), str(ssl.ramp)
+        self.floor = None if ssl.floor is None else float(ssl.floor)
+        self.temperature = float(ssl.temperature)
+        self.bank_alpha, self.bank_dtype = float(ssl.bank_alpha), str(ssl.bank_dtype)
+        self.cross_weight = float(ssl.cross_weight)
+        self.contrastive_weight = float(ssl.contrastive_weight)
+        self.cross_loss = str(ssl.cross_loss)
+        self.inference = str(ssl.inference)
         if self.inference not in INFERENCE:
             raise AvslError(f"unknown ssl.inference {self.inference!r}; use one of {', '.join(INFERENCE)}")
         ramp_fraction(0, self.start_fraction, self.end_fraction, self.ramp_epochs, self.ramp)  # validate early

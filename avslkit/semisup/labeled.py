@@ -37,6 +37,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from avslkit.config_spec import TrainConfig, train_config
 from avslkit.errors import AvslError
 from avslkit.utils.io import atomic_write_text
 
@@ -243,29 +244,30 @@ def normalised_boxes(entry: Any) -> np.ndarray:
     return boxes / 256.0 if entry.format == "flickr" else boxes
 
 
-def split_for_run(cfg: Mapping[str, Any], method: str, needs_unlabeled: bool, announce: bool = True) -> tuple[LabeledSplit, dict[str, Any]]:
+def split_for_run(cfg: Mapping[str, Any] | TrainConfig, method: str, needs_unlabeled: bool, announce: bool = True) -> tuple[LabeledSplit, dict[str, Any]]:
     """(the run's labelled / validation / unlabelled split, the annotations it read) from the config's
     ``data`` section: ``labeled``, ``val_labeled``, ``split_seed`` (default the run seed), ``exclude``."""
     from avslkit.data.annotations import read_annotations, read_id_list
     from avslkit.data.store import Store
 
-    data = cfg.get("data", {}) or {}
-    train, ann_path = data.get("train"), data.get("annotations")
+    config = train_config(cfg)
+    data = config.data
+    train, ann_path = data.train, data.annotations
     if not ann_path:
         raise AvslError(f"method '{method}' needs the boxes of the training clips: pass --annotations vggss.json (config data.annotations)")
     if not Path(ann_path).exists():
         raise AvslError(f"annotations not found: {ann_path} (pass vggss.json or a Flickr XML directory with --annotations)")
-    spec = parse_labeled_spec(data.get("labeled", "4k"))
-    annotations = read_annotations(ann_path, str(data.get("annotation_format", "auto") or "auto"))
-    exclude = read_id_list(data["exclude"]) if data.get("exclude") else []
-    seed = data.get("split_seed")
+    spec = parse_labeled_spec(data.labeled)
+    annotations = read_annotations(ann_path, str(data.annotation_format or "auto"))
+    exclude = read_id_list(data.exclude) if data.exclude else []
+    seed = data.split_seed
     with Store(train) as store:
         store_ids = list(store.ids)
     split = split_labeled(
-        store_ids, list(annotations), spec, data.get("val_labeled", "auto"),
-        seed=int(cfg.get("seed", 0) if seed is None else seed), exclude_ids=exclude,
+        store_ids, list(annotations), spec, data.val_labeled,
+        seed=int(config.seed if seed is None else seed), exclude_ids=exclude,
     )
-    if str(data.get("val_labeled", "auto")).lower() == "auto" and announce:
+    if str(data.val_labeled).lower() == "auto" and announce:
         from avslkit.utils.console import log
 
         log.info("val_labeled auto: holding out %d annotated clips for validation (min(500, 10%% of the store's "
