@@ -4,6 +4,7 @@ YAML, one-line errors naming the key, and the saved config.yaml of a run unchang
 from __future__ import annotations
 
 import ast
+import re
 import typing
 from dataclasses import fields
 from pathlib import Path
@@ -207,3 +208,17 @@ def test_no_config_get_with_a_default_outside_the_config_layer():
             continue
         offenders += config_gets_with_default(path)
     assert not offenders, "read typed config values (avslkit.config_spec) instead:\n" + "\n".join(offenders)
+
+
+def test_a_preset_synth_value_of_the_wrong_type_names_the_key(tmp_path):
+    from avslkit.synth.options import preset_options
+
+    good = tmp_path / "good.yaml"
+    good.write_text("synth: {n_clips: 12, size_range: [0.2, 0.9], duration: 4}\n")
+    assert preset_options(str(good)) == {"n_clips": 12, "size_range": (0.2, 0.9), "duration": 4}
+    for text, key in (("synth: {n_clips: many}\n", "synth.n_clips=many"), ("synth: {size_range: 0.5}\n", "synth.size_range=0.5"),
+                      ("synth: {duration: true}\n", "synth.duration=True")):
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(text)
+        with pytest.raises(ConfigError, match=rf"^config key {re.escape(key)} has the wrong type"):
+            preset_options(str(bad))

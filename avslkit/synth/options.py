@@ -100,4 +100,27 @@ def preset_options(preset: str, given: set[str] = frozenset()) -> dict[str, Any]
     unknown = sorted(set(section) - known)
     if unknown:
         raise ConfigError(f"preset {preset}: unknown synth option(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    for key, value in section.items():
+        _check_type(preset, key, value)
     return {k: (tuple(v) if isinstance(v, list) else v) for k, v in section.items() if k not in given}
+
+
+def _check_type(preset: str, key: str, value: Any) -> None:
+    """One ConfigError line naming `synth.<key>` when a preset value does not have the type of the field's default."""
+    from avslkit.config import ConfigError
+
+    default = getattr(SynthOptions(), key)
+    number = (int, float)
+    if isinstance(default, tuple):
+        ok, expected = isinstance(value, (list, tuple)) and len(value) == 2 and all(
+            isinstance(v, number) and not isinstance(v, bool) for v in value), "a pair of numbers [LO, HI]"
+    elif isinstance(default, bool):
+        ok, expected = isinstance(value, bool), "true or false"
+    elif isinstance(default, int) and default is not None:
+        ok, expected = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    elif isinstance(default, float):
+        ok, expected = isinstance(value, number) and not isinstance(value, bool), "a number"
+    else:  # str | None fields (objects_dir) and int | None (width, height)
+        ok, expected = value is None or isinstance(value, (str, int)) and not isinstance(value, bool), "a value or null"
+    if not ok:
+        raise ConfigError(f"config key synth.{key}={value} has the wrong type: expected {expected} (in preset {preset})")
