@@ -5,9 +5,3 @@ class AvslError(Exception):
     """An input problem the user can fix; the message names the file and the fix."""
 
     exit_code = 1
-
-
-class NotImplementedYet(AvslError):
-    """A command whose issue has not landed yet."""
-
-    exit_code = 2

@@ -167,7 +167,7 @@ def test_image_and_wav_give_maps_and_confidence(server, localizer):
     for alpha in (0.0, 0.3, 1.0):
         status, refused = get_json(server.url + f"api/fuse?id={out['id']}&alpha={alpha}")
         assert status == 200 and refused["alpha"] == alpha
-        expected = fuse(session.analysis.av[None], session.analysis.ogl[None], "slavc", alpha, localizer.tau)
+        expected = fuse(session.analysis.av[None], session.analysis.ogl[None] * 2.5, "slavc", alpha, localizer.tau)  # MapSet.ogl is OGL/2.5
         assert refused["confidence"] == pytest.approx(localizer.confidence(expected[0]), rel=1e-6)
         fused_by_alpha[alpha] = refused
     assert len({r["fused"] for r in fused_by_alpha.values()}) == 3

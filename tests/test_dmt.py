@@ -17,7 +17,8 @@ from avslkit.engine.logging import read_log  # noqa: E402
 from avslkit.engine.run import resolve_data_config  # noqa: E402
 from avslkit.training import run_training  # noqa: E402
 from avslkit.errors import AvslError  # noqa: E402
-from avslkit.methods import build_task, load_task_for_inference  # noqa: E402
+from avslkit.inference import load_task_for_inference  # noqa: E402
+from avslkit.methods import build_task  # noqa: E402
 
 TINY_UNITS = ["units.a.audio=tiny_test", "units.b.audio=tiny_test"]
 
@@ -185,7 +186,7 @@ def test_inference_config_drops_unit_weight_files():
     """A DMT/XPL run rebuilt for inference must not need the pretrained files its units started from."""
     import torch
 
-    from avslkit.methods.inference import _inference_config
+    from avslkit.inference import _inference_config
 
     cfg = {"model": {"visual_weights": "imagenet"},
            "units": {"a": {"audio": "vggish", "audio_weights": "/gone/vggish.pth", "visual_weights": "/gone/r18.pth"},

@@ -23,7 +23,8 @@ from avslkit.engine.run import resolve_data_config  # noqa: E402
 from avslkit.training import run_training  # noqa: E402
 from avslkit.engine.trainer import Trainer  # noqa: E402
 from avslkit.errors import AvslError  # noqa: E402
-from avslkit.methods import build_task, load_task_for_inference, predict_maps  # noqa: E402
+from avslkit.inference import load_task_for_inference, predict_maps  # noqa: E402
+from avslkit.methods import build_task  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -12,8 +12,9 @@ from _train_helpers import make_store, tiny_config
 from avslkit.cli.main import app
 from avslkit.training import run_training
 from avslkit.errors import AvslError
-from avslkit.methods.inference import load_task_for_inference
-from avslkit.viz.localize import (Localizer, audio_windows, decode_audio, decode_frames, load_ogl, run_localize)
+from avslkit.data.video import ClipOptions, read_audio_window, read_clip
+from avslkit.inference import load_task_for_inference
+from avslkit.viz.localize import Localizer, load_ogl, run_localize
 
 runner = CliRunner()
 
@@ -31,17 +32,19 @@ def setup(tmp_path_factory):
     return tmp, video, run
 
 
-def test_decode_video_frames_and_audio(setup):
+def test_audio_window_of_any_file_is_cut_as_preprocessing(setup, tmp_path):
     _, video, _ = setup
-    frames = decode_frames(video, [0.0, 1.0, 5.0])
-    assert [f.shape for f in frames] == [(64, 64, 3)] * 3 and frames[0].dtype == np.uint8
-    samples, first = decode_audio(video, 16000)
-    assert samples.dtype == np.int16 and abs(len(samples) / 16000 - 2.0) < 0.1 and first >= 0
-    w = audio_windows(samples, first, [0.0, 1.0], 16000, seconds=3.0)
-    assert w.shape == (2, 48000) and np.array_equal(w[0], w[1])  # 3 s windows of a 2 s clip both start at 0 (tiled)
-    w = audio_windows(samples, 0.0, [0.0, 1.0], 16000, seconds=1.0)  # centred windows: [0, 1) s and [0.5, 1.5) s
-    np.testing.assert_array_equal(w[1], samples[8000:24000].astype(np.float32) / 32768)
-    np.testing.assert_array_equal(w[0], samples[:16000].astype(np.float32) / 32768)
+    opts = ClipOptions(audio_seconds=1.0)
+    window, t = read_audio_window(video, 1.0, opts)
+    assert t == 1.0 and np.array_equal(window, read_clip(video, 1.0, audio_seconds=1.0).audio)  # a video's track
+    wavfile.write(tmp_path / "a.wav", 16000, np.arange(32000, dtype=np.int16))
+    window, t = read_audio_window(tmp_path / "a.wav", None, opts)  # a wav, as the frames/ + audio/ layout
+    assert t == 1.0 and np.array_equal(window, np.arange(8000, 24000, dtype=np.int16))
+
+
+def _frame_and_audio(video, time=0.5):
+    clip = read_clip(video, time, allow_silent=True)
+    return [clip.frame_jpeg], [clip.audio]
 
 
 def test_localize_video_frame_writes_three_overlays(setup, tmp_path):
@@ -57,9 +60,7 @@ def test_localize_video_frame_writes_three_overlays(setup, tmp_path):
 def test_fusion_rule_and_alpha(setup):
     _, video, run = setup
     task = load_task_for_inference(run)
-    frames = decode_frames(video, [0.5])
-    samples, first = decode_audio(video, 16000)
-    audio = audio_windows(samples, first, [0.5], 16000)
+    frames, audio = _frame_and_audio(video)
     ogl = load_ogl(None)
     av_only = Localizer(task, ogl, "slavc", alpha=1.0, size=64).maps(frames, audio)[0]
     np.testing.assert_allclose(av_only.fused, (av_only.av * task.tau + 1) / 2, rtol=1e-5, atol=1e-6)
@@ -76,10 +77,9 @@ def test_fusion_rule_and_alpha(setup):
 
 def test_localize_image_and_wav(setup, tmp_path):
     _, video, run = setup
-    frame = decode_frames(video, [1.0])[0]
-    Image.fromarray(frame).save(tmp_path / "img.png")
-    samples, _ = decode_audio(video, 16000)
-    wavfile.write(tmp_path / "a.wav", 16000, samples)
+    clip = read_clip(video, 1.0)
+    Image.open(__import__("io").BytesIO(clip.frame_jpeg)).save(tmp_path / "img.png")
+    wavfile.write(tmp_path / "a.wav", 16000, clip.audio)
     res = run_localize(run, image=tmp_path / "img.png", audio=tmp_path / "a.wav", out=tmp_path / "o", fusion="ezvsl", size=64)
     assert res["alpha"] == 0.4 and all(p.is_file() for p in res["paths"].values())
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["img_av.png", "img_fused.png", "img_input.png", "img_ogl.png"]
@@ -137,7 +137,7 @@ def test_checkpoint_eval_then_viz_components(setup, tmp_path):
 class _UnitMapTask:
     """A stand-in task whose maps are [0, 1] probabilities (score_bounds (0, 1)), e.g. a semi-supervised model."""
 
-    cfg = {"image_size": 32, "audio": {"sample_rate": 16000}}
+    cfg = {"image_size": 32, "audio": {"sample_rate": 16000}, "model": {"tau": 0.03}, "method": "supervised"}
     tau = 0.03
     score_bounds = (0.0, 1.0)
 
@@ -151,6 +151,46 @@ class _UnitMapTask:
 
 def test_slavc_fusion_uses_the_task_score_bounds():
     loc = Localizer(_UnitMapTask(), load_ogl(None), "slavc", alpha=1.0, size=32)
-    ms = loc.maps([np.zeros((40, 40, 3), np.uint8)], np.zeros((1, 16000), np.float32))[0]
+    ms = loc.maps([np.zeros((40, 40, 3), np.uint8)], [np.zeros(16000, np.int16)])[0]
     np.testing.assert_allclose(ms.fused, ms.av, atol=1e-5)  # AV' = (S − lo)/(hi − lo) = S for [0, 1] maps
     assert 0.9 < ms.fused.max() <= 1.1 and ms.confidence < 1.0  # not the (S·τ + 1)/2 ≈ 0.5 of cos/τ maps
+
+
+def test_one_clip_same_maps_through_eval_viz_localize_and_demo(setup, tmp_path):
+    """The one inference path: a preprocessed clip and the same video file give the same AV map and
+    confidence in eval's per-sample CSV, viz's recomputed maps, `avslkit localize` and the demo."""
+    import csv
+
+    from _train_helpers import write_vggss_annotations
+    from avslkit.config import load_config
+    from avslkit.data.preprocess import preprocess
+    from avslkit.demo import DemoLocalizer
+    from avslkit.demo.inputs import decode_video_file, demo_clip_options
+    from avslkit.evaluation.runner import run_evaluation
+    from avslkit.metrics.maps import confidence, upsample_maps
+    from avslkit.viz.runs import load_eval
+
+    tmp, video, run = setup
+    test = tmp_path / "test.h5"
+    preprocess(video.parent, test, workers=0, progress=False)  # the frame and audio at the middle (1.0 s)
+    ann = write_vggss_annotations(tmp_path / "vggss.json", sorted(p.stem for p in video.parent.glob("*.mp4")))
+    out = tmp_path / "ev" / "metrics.json"
+    run_evaluation(load_config("eval", None, [], {"checkpoint": str(run), "test": str(test), "annotations": str(ann),
+                                                  "out": str(out)}), print_table=False)
+    row = {r["name"]: r for r in csv.DictReader(out.with_suffix(".samples.csv").open())}[video.stem]
+    eval_conf = float(row["confidence"])
+
+    ev = load_eval(out)
+    viz_map = upsample_maps(ev.maps([ev.row(video.stem)])[0][None])
+    assert float(confidence(viz_map)[0]) == pytest.approx(eval_conf, rel=1e-5)
+
+    res = run_localize(run, video=video, out=tmp_path / "loc", size=224)
+    assert res["time"] == 1.0 and res["av_confidence"] == pytest.approx(eval_conf, rel=1e-5)
+
+    demo = DemoLocalizer.from_checkpoint(run)
+    _, audio, _, jpeg = decode_video_file(video, video.name, demo_clip_options(16000, 3.0))
+    analysis = demo.analyze(jpeg, audio)
+    assert demo.confidence(analysis.av) == pytest.approx(eval_conf, rel=1e-5)
+    np.testing.assert_allclose(analysis.av, viz_map[0], rtol=1e-4, atol=1e-4)
+    assert demo.fusion == res["rule"] == "slavc" and demo.tau == 0.03  # the run's rule and model.tau
+    assert demo.confidence(analysis.fused) == pytest.approx(res["confidence"], rel=1e-5)

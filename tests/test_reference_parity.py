@@ -200,7 +200,7 @@ def _official_slavc_checkpoint(path: Path, cfg: dict) -> None:
 
 
 def test_slavc_branch_selection_after_loading_an_official_checkpoint(tmp_path):
-    from avslkit.methods.inference import load_task_for_inference
+    from avslkit.inference import load_task_for_inference
 
     from avslkit.engine.run import resolve_data_config
 

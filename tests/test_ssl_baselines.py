@@ -16,7 +16,7 @@ from _train_helpers import make_store, tiny_config, write_vggss_annotations  # n
 from avslkit.data.dataset import collate_av  # noqa: E402
 from avslkit.engine.logging import read_log  # noqa: E402
 from avslkit.training import run_training  # noqa: E402
-from avslkit.methods import load_task_for_inference  # noqa: E402
+from avslkit.inference import load_task_for_inference  # noqa: E402
 from avslkit.data.streams import GatedDataset, TwoViewTransform  # noqa: E402
 from avslkit.methods.localizer import AUDIO_INPUTS, build_localizer, unit_config  # noqa: E402
 

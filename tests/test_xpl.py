@@ -16,7 +16,8 @@ from avslkit.engine.checkpoint import load_checkpoint  # noqa: E402
 from avslkit.engine.logging import read_log  # noqa: E402
 from avslkit.engine.run import resolve_data_config  # noqa: E402
 from avslkit.training import run_training  # noqa: E402
-from avslkit.methods import build_task, load_task_for_inference  # noqa: E402
+from avslkit.inference import load_task_for_inference  # noqa: E402
+from avslkit.methods import build_task  # noqa: E402
 from avslkit.semisup.maps import to_unit_maps  # noqa: E402
 from avslkit.semisup.xpl import sharpen  # noqa: E402
 

@@ -48,7 +48,3 @@ def user_errors(func: F) -> F:
             sys.exit(130)
 
     return wrapper  # type: ignore[return-value]
-
-
-def not_yet(command: str, issue: str) -> None:
-    fail(f"'avslkit {command}' is not implemented yet (tracked in the {issue} issue)", 2)

@@ -19,7 +19,7 @@ def command(
     time: Optional[float] = typer.Option(None, "--time", help="Seconds: frame time / audio window centre (default: the middle)."),
     every: Optional[float] = typer.Option(None, "--every", help="With --video: render a heatmap video, one map every SECONDS."),
     out: Path = typer.Option(Path("localize"), "--out", help="Output directory."),
-    fusion: str = typer.Option("slavc", "--fusion", help="Fusion rule: slavc (absolute bounds) | ezvsl (min-max)."),
+    fusion: Optional[str] = typer.Option(None, "--fusion", help="Fusion rule: slavc (absolute bounds) | ezvsl (min-max) (default: the method's own, else slavc)."),
     alpha: Optional[float] = typer.Option(None, "--alpha", help="Weight of the AV map in the fusion (default 0.9 slavc, 0.4 ezvsl)."),
     ogl_weights: Optional[str] = typer.Option(None, "--ogl-weights", help="Local ImageNet ResNet-18 state dict for OGL (random with a warning if absent)."),
     audio_seconds: float = typer.Option(3.0, "--audio-seconds", help="Audio window length (the published 3 s)."),
@@ -31,7 +31,7 @@ def command(
 ) -> None:
     """Localise the sound of an image + audio pair or a video frame with a trained model.
 
-    Writes OUT/<name>_input.png, _av.png, _ogl.png and _fused.png (JET heatmaps over the 224×224 view) and prints the confidence (mean of the top 25% of the fused map). With --video and --every it writes OUT/<name>_heatmap.mp4 instead: the audio window slides along the clip and the original audio is kept.
+    Writes OUT/<name>_input.png, _av.png, _ogl.png and _fused.png (JET heatmaps over the 224×224 view) and prints the confidence (mean of the top 25% of the fused map) and the AV map's (the number `avslkit eval` records for the same clip). With --video and --every it writes OUT/<name>_heatmap.mp4 instead: the audio window slides along the clip and the original audio is kept.
 
     Without --ckpt it loads the workspace's latest run (docs/workspace.md).
 
@@ -53,7 +53,7 @@ def command(
         if key in result.get("paths", {}):
             typer.echo(f"{key}: {result['paths'][key]}")
     if "confidence" in result:
-        typer.echo(f"confidence: {result['confidence']:.6g}  (AV: {result['av_confidence']:.6g}; fusion {fusion}, alpha {result['alpha']})")
+        typer.echo(f"confidence: {result['confidence']:.6g}  (AV: {result['av_confidence']:.6g}; fusion {result['rule']}, alpha {result['alpha']})")
     else:
         c = result["confidences"]
         typer.echo(f"confidence over {len(c)} windows: min {min(c):.6g}  mean {sum(c) / len(c):.6g}  max {max(c):.6g}")

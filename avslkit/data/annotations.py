@@ -157,6 +157,11 @@ class AnnotationEntry:
     boxes: np.ndarray
     format: str
 
+    def normalized_boxes(self) -> np.ndarray:
+        """K×4 boxes in [0, 1] frame coordinates (before clipping): VGG-SS as given, Flickr's 256-grid ints / 256."""
+        boxes = np.asarray(self.boxes, dtype=np.float64).reshape(-1, 4)
+        return boxes / FLICKR_GRID if self.format == "flickr" else boxes
+
     @property
     def default_gt_mode(self) -> str:
         return "union" if self.format == "vggss" else "consensus"

@@ -108,9 +108,6 @@ class LogSpectrogram(nn.Module):
             bin_scale[-1] = psd_scale
         self.register_buffer("bin_scale", bin_scale, persistent=False)
 
-    def num_frames(self, num_samples: int) -> int:
-        return (num_samples - self.nperseg) // self.hop + 1
-
     def _spectrum(self, x: torch.Tensor) -> torch.Tensor:
         x = _check_batch(x, self.nperseg, "spectrogram").to(self.dtype)
         frames = x.unfold(-1, self.nperseg, self.hop)  # B×T×nperseg view; no centring/padding (scipy)

@@ -442,8 +442,6 @@ def read_frame_audio_pair(
     The image is stored as-is when it is a JPEG of the right size, otherwise resized/re-encoded.
     The audio window is centred on `time` (default: the middle of the wav).
     """
-    from PIL import Image, UnidentifiedImageError
-
     if not frame_path.is_file():
         raise ClipError(f"file not found: {frame_path}")
     if not wav_path.is_file():
@@ -457,26 +455,86 @@ def read_frame_audio_pair(
     time = min(float(time), duration)
     audio = cut_window(samples, 0.0, time, opts)
     check_not_silent(audio, opts)
-    raw = frame_path.read_bytes()
-    try:
-        with Image.open(io.BytesIO(raw)) as im:
-            im.load()
-            fmt = im.format
-            width, height = target_size(im.width, im.height, opts.frame_size)
-            if fmt == "JPEG" and (width, height) == (im.width, im.height) and im.mode in ("RGB", "L"):
-                jpeg = raw  # the original bytes: every decoder converts to RGB as the references' PIL loader
-            else:
-                resample = getattr(Image.Resampling, RESIZE_FILTERS[opts.resize_filter][0])
-                rgb = im.convert("RGB")
-                if (width, height) != (im.width, im.height):
-                    rgb = rgb.resize((width, height), resample)
-                jpeg = encode_jpeg(rgb, opts.jpeg_quality)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ClipError(f"cannot decode image: {' '.join(str(exc).split())[:160]}") from None
+    jpeg, width, height = image_file_jpeg(frame_path.read_bytes(), opts)
     return ClipRecord(
         id=clip_id or frame_path.stem, source=str(frame_path), time=float(time), duration=float(duration),
         frame_jpeg=jpeg, height=height, width=width, audio=audio, sample_rate=opts.sample_rate, label=label,
     )
+
+
+def image_file_jpeg(raw: bytes, opts: ClipOptions) -> tuple[bytes, int, int]:
+    """(stored JPEG, width, height) of an image file's bytes, as preprocessing stores a frame: the
+    original bytes when they are a JPEG of the right size, else resized (shorter side `frame_size`,
+    `resize_filter`) and re-encoded at `jpeg_quality`."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(raw)) as im:
+            im.load()
+            width, height = target_size(im.width, im.height, opts.frame_size)
+            if im.format == "JPEG" and (width, height) == (im.width, im.height) and im.mode in ("RGB", "L"):
+                return raw, width, height  # the original bytes: every decoder converts to RGB as the references' PIL loader
+            return frame_jpeg(im, opts), width, height
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ClipError(f"cannot decode image: {' '.join(str(exc).split())[:160]}") from None
+
+
+def frame_jpeg(image: "object", opts: ClipOptions) -> bytes:
+    """The stored JPEG of a decoded frame (PIL image or H×W×3 uint8 RGB array): shorter side resized to
+    `frame_size` with `resize_filter`, encoded at `jpeg_quality` (the preprocessing rule)."""
+    from PIL import Image
+
+    im = Image.fromarray(np.asarray(image, dtype=np.uint8)) if isinstance(image, np.ndarray) else image
+    rgb = im.convert("RGB")  # type: ignore[attr-defined]
+    width, height = target_size(rgb.width, rgb.height, opts.frame_size)
+    if (width, height) != (rgb.width, rgb.height):
+        rgb = rgb.resize((width, height), getattr(Image.Resampling, RESIZE_FILTERS[opts.resize_filter][0]))
+    return encode_jpeg(rgb, opts.jpeg_quality)
+
+
+def media_duration(path: str | Path) -> float | None:
+    """Duration in seconds of an audio or video file (container, else first stream); None when unknown."""
+    import av
+
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            if container.duration:
+                return container.duration / 1_000_000.0
+            stream = (container.streams.video or container.streams.audio or [None])[0]
+            if stream is not None and stream.duration and stream.time_base:
+                return float(stream.duration * stream.time_base)
+    except av.FFmpegError as exc:
+        raise ClipError(f"cannot decode: {_av_message(exc)}") from None
+    return None
+
+
+def read_audio_window(path: str | Path, time: float | None, opts: ClipOptions) -> tuple[np.ndarray, float]:
+    """(int16 window of `opts.audio_seconds` centred on `time`, time) of any audio or video file, cut as
+    preprocessing cuts it: a wav as in the frames/ + audio/ layout, anything else as a video's track.
+    `time` defaults to the middle of the file."""
+    import av
+
+    path = Path(path)
+    if not path.is_file():
+        raise ClipError(f"file not found: {path}")
+    if path.suffix.lower() == ".wav":
+        samples = read_wav_mono(path, opts.sample_rate)
+        time = len(samples) / opts.sample_rate / 2.0 if time is None else float(time)
+        window = cut_window(samples, 0.0, time, opts)
+    else:
+        try:
+            container = av.open(str(path), mode="r", metadata_errors="ignore")
+        except av.FFmpegError as exc:
+            raise ClipError(f"cannot decode: {_av_message(exc)}") from None
+        with container:
+            if not container.streams.audio:
+                raise ClipError("no audio stream")
+            if time is None:
+                duration = _container_duration(container, container.streams.audio[0])
+                time = (duration or 0.0) / 2.0
+            window = _audio_window(container, container.streams.audio[0], float(time), opts)
+    check_not_silent(window, opts)
+    return window, float(time)
 
 
 def iter_video_files(directory: Path, extensions: tuple[str, ...] = VIDEO_EXTENSIONS) -> Iterator[Path]:

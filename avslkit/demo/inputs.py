@@ -36,6 +36,7 @@ class DecodedInput:
     time: float
     source: str  # "image+audio" | "video"
     notices: list[str] = field(default_factory=list)
+    frame_jpeg: bytes | None = None  # the frame as preprocessing stores it (videos); images are encoded by the model side
 
 
 def _name(filename: str) -> str:
@@ -100,8 +101,8 @@ def decode_audio_file(path: Path, filename: str, opts: ClipOptions, time: float 
 _IMAGE_DEMUXERS = {"image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "gif", "tiff_pipe"}
 
 
-def decode_video_file(path: Path, filename: str, opts: ClipOptions, time: float | None = None) -> tuple[PIL.Image.Image, np.ndarray, float]:
-    """A video with sound → (frame at `time` or the middle, audio window around it, time)."""
+def decode_video_file(path: Path, filename: str, opts: ClipOptions, time: float | None = None) -> tuple[PIL.Image.Image, np.ndarray, float, bytes]:
+    """A video with sound → (frame at `time` or the middle, audio window around it, time, the stored frame JPEG)."""
     container = _open_av(path, filename, "video", VIDEO_HINT)
     with container:
         kind = container.format.name.split(",")[0]
@@ -117,7 +118,7 @@ def decode_video_file(path: Path, filename: str, opts: ClipOptions, time: float 
     except ClipError as exc:
         raise UploadError(f"video {_name(filename)}: {exc.reason}") from None
     frame = decode_image(record.frame_jpeg, filename)
-    return frame, record.audio, record.time
+    return frame, record.audio, record.time, record.frame_jpeg
 
 
 def demo_clip_options(sample_rate: int, audio_seconds: float) -> ClipOptions:

@@ -1,10 +1,10 @@
 """The demo's model side: AV and OGL maps once per upload, then cheap re-fusion for any α.
 
-`DemoLocalizer.analyze(frame, audio)` runs the trained task (`task.localization_maps`) and the OGL
-objectness prior on one frame, upsamples both to 224×224 (the evaluation's bicubic rule) and
-returns an `Analysis`; `fused(analysis, alpha)` mixes them with `avslkit.models.ogl.fuse` (no
-network call), so moving the page's α slider costs a few milliseconds. Confidence is the
-evaluation's: mean of the top 25% of the absolute fused map (`avslkit.metrics.maps.confidence`).
+`DemoLocalizer.analyze(frame, audio)` runs `avslkit.inference.Localizer` (the one inference path:
+the run's fusion rule and τ, the evaluation's 224×224 grid, the frame as preprocessing stores it) and
+returns an `Analysis`; `fused(analysis, alpha)` re-fuses it without a network call, so moving the
+page's α slider costs a few milliseconds. Confidence is the evaluation's: mean of the top 25% of the
+absolute map (`avslkit.metrics.maps.confidence`).
 """
 
 from __future__ import annotations
@@ -18,30 +18,21 @@ from typing import Any
 
 import numpy as np
 import PIL.Image
-import torch
 
-from avslkit.data.transforms import build_image_transform
 from avslkit.errors import AvslError
-from avslkit.metrics.maps import EVAL_SIZE, confidence, upsample_maps
-from avslkit.models.ogl import FUSIONS, OGL, build_ogl, fuse
+from avslkit.inference import DEFAULT_FUSION, METHOD_FUSION, Localizer, MapSet, load_ogl
+from avslkit.metrics.maps import confidence
 
-OGL_IMAGE_SIZE = 224  # OGL is an ImageNet ResNet-18: 224 input → 7×7 map
+__all__ = ["DEFAULT_FUSION", "METHOD_FUSION", "Analysis", "DemoLocalizer"]
+
 DISPLAY_MAX_SIDE = 320  # longer side of the overlays sent to the page
 HEATMAP_OPACITY = 0.5  # weight of the heatmap over the frame in the overlays
 HEATMAP_COLORMAP = "jet"
-# Fusion rule per training method (the rule its paper uses); other methods get DEFAULT_FUSION.
-METHOD_FUSION = {"slavc": "slavc", "ezvsl": "ezvsl"}
-DEFAULT_FUSION = "slavc"
 RANDOM_OGL_NOTICE = ("OGL uses a randomly initialised ResNet-18 (no --ogl-weights given): its map and the fused map "
                      "are for trying the page only; pass --ogl-weights PATH (ImageNet ResNet-18) for meaningful maps")
 
-
-@dataclass
-class Analysis:
-    """One upload's maps at 224×224: `av` absolute scores, `ogl` raw OGL (mean |layer4|)."""
-
-    av: np.ndarray
-    ogl: np.ndarray
+#: One upload's maps at 224×224 (`avslkit.inference.MapSet`: av, ogl, fused at the default α, confidences).
+Analysis = MapSet
 
 
 def display_frame(frame: PIL.Image.Image, max_side: int = DISPLAY_MAX_SIDE) -> PIL.Image.Image:
@@ -71,42 +62,30 @@ def png_data_url(image: PIL.Image.Image) -> str:
 
 
 class DemoLocalizer:
-    """A trained task plus an OGL prior, ready to analyse single uploads (thread-safe)."""
+    """A `Localizer` (trained task + OGL prior) ready to analyse single uploads (thread-safe)."""
 
-    def __init__(self, task: Any, ogl: OGL, *, fusion: str | None = None, ogl_random: bool = False,
-                 audio_seconds: float = 3.0):
-        method = str(getattr(task, "method", "") or task.cfg.get("method", ""))
-        self.task = task
-        self.device = task.device
-        self.ogl = ogl.to(self.device).eval()
-        self.fusion = fusion or METHOD_FUSION.get(method, DEFAULT_FUSION)
-        if self.fusion not in FUSIONS:
-            raise AvslError(f"unknown fusion rule '{self.fusion}'; choose one of {', '.join(sorted(FUSIONS))}")
-        self.method = method
-        self.default_alpha = FUSIONS[self.fusion].default_alpha
-        self.tau = float(task.cfg.get("model", {}).get("tau", 0.03))
-        self.image_size = int(task.cfg.get("image_size", 224))
-        self.sample_rate = int(task.cfg.get("audio", {}).get("sample_rate") or 16000)
+    def __init__(self, localizer: Localizer, *, ogl_random: bool = False, audio_seconds: float = 3.0):
+        self.localizer = localizer
+        self.task = localizer.task
+        self.method = str(getattr(self.task, "method", "") or self.task.cfg.get("method", ""))
+        self.fusion = localizer.rule
+        self.default_alpha = localizer.alpha
+        self.tau = localizer.tau
+        self.sample_rate = localizer.sample_rate
         self.audio_seconds = float(audio_seconds)
         self.ogl_random = ogl_random
-        self._av_transform = build_image_transform("test", self.image_size)
-        self._ogl_transform = build_image_transform("test", OGL_IMAGE_SIZE)
         self._lock = threading.Lock()  # one forward pass at a time (torch modules are not re-entrant)
 
     @classmethod
     def from_checkpoint(cls, ckpt: str | Path, *, ogl_weights: str | Path | None = None, device: str = "cpu",
                         fusion: str | None = None, audio_seconds: float = 3.0) -> "DemoLocalizer":
-        """Load a run (best.pt, else last.pt) or checkpoint file; OGL from `ogl_weights` or random."""
-        from avslkit.methods.inference import load_task_for_inference
+        """Load a run (best.pt, else last.pt) or checkpoint file; OGL from `ogl_weights` or random (seed 0)."""
+        from avslkit.models.ogl import FUSIONS
 
-        task = load_task_for_inference(ckpt, device)
-        if ogl_weights:
-            ogl = build_ogl(ogl_weights)
-        else:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(0)  # the same random OGL on every start
-                ogl = build_ogl("none")
-        return cls(task, ogl, fusion=fusion, ogl_random=not ogl_weights, audio_seconds=audio_seconds)
+        if fusion is not None and fusion not in FUSIONS:
+            raise AvslError(f"unknown fusion rule '{fusion}'; choose one of {', '.join(sorted(FUSIONS))}")
+        return cls(Localizer.from_checkpoint(ckpt, device, ogl_weights=ogl_weights, rule=fusion),
+                   ogl_random=not ogl_weights, audio_seconds=audio_seconds)
 
     def info(self) -> dict[str, Any]:
         ckpt = getattr(self.task, "checkpoint_info", {}) or {}
@@ -118,20 +97,16 @@ class DemoLocalizer:
             "notices": notices,
         }
 
-    def analyze(self, frame: PIL.Image.Image, audio_int16: np.ndarray) -> Analysis:
-        """AV map (the task's absolute scores) and raw OGL map of one frame, both at 224×224."""
-        frame = frame.convert("RGB")
-        image = self._av_transform(frame).unsqueeze(0)
-        ogl_image = self._ogl_transform(frame).unsqueeze(0).to(self.device)
-        wave = torch.from_numpy(np.asarray(audio_int16, dtype=np.float32) / 32768.0).unsqueeze(0)
-        with self._lock, torch.no_grad():
-            av = self.task.localization_maps(image, wave).float().cpu()
-            ogl = self.ogl(ogl_image).float().cpu()
-        return Analysis(av=upsample_maps(av, EVAL_SIZE)[0], ogl=upsample_maps(ogl, EVAL_SIZE)[0])
+    def analyze(self, frame: PIL.Image.Image | bytes, audio_int16: np.ndarray) -> Analysis:
+        """AV and OGL maps of one frame (stored JPEG bytes, or an image encoded as preprocessing would)."""
+        if isinstance(frame, PIL.Image.Image):
+            frame = frame.convert("RGB")
+        with self._lock:
+            return self.localizer.maps([frame], [np.asarray(audio_int16, dtype=np.int16)])[0]
 
     def fused(self, analysis: Analysis, alpha: float) -> np.ndarray:
         """The fused 224×224 map for weight `alpha` on the AV map."""
-        return np.asarray(fuse(analysis.av[None], analysis.ogl[None], self.fusion, float(alpha), self.tau)[0], dtype=np.float32)
+        return self.localizer.refuse(analysis, float(alpha))
 
     @staticmethod
     def confidence(score_map: np.ndarray) -> float:

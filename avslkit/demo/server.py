@@ -162,8 +162,8 @@ class DemoApp:
         folder = Path(tempfile.mkdtemp(prefix="upload-", dir=self.workdir))
         try:
             if video:
-                frame, wave, t = decode_video_file(self._save(folder, "video", *video), video[0], self.clip_options, time)
-                decoded = DecodedInput(frame, wave, t, "video")
+                frame, wave, t, jpeg = decode_video_file(self._save(folder, "video", *video), video[0], self.clip_options, time)
+                decoded = DecodedInput(frame, wave, t, "video", frame_jpeg=jpeg)
             elif image and audio:
                 frame = decode_image(image[1], image[0])
                 wave, t = decode_audio_file(self._save(folder, "audio", *audio), audio[0], self.clip_options, time)
@@ -187,7 +187,7 @@ class DemoApp:
 
     def analyze(self, fields: dict[str, tuple[str | None, bytes]]) -> dict[str, Any]:
         decoded = self.decode(fields)
-        session = _Session(self.localizer.analyze(decoded.frame, decoded.audio), display_frame(decoded.frame))
+        session = _Session(self.localizer.analyze(decoded.frame_jpeg or decoded.frame, decoded.audio), display_frame(decoded.frame))
         session_id = uuid.uuid4().hex
         with self._sessions_lock:
             self.sessions[session_id] = session

@@ -138,23 +138,51 @@ def check_boxes(ann: Annotations, items: Sequence[EvalItem], strict: bool) -> di
     return problems
 
 
-def maps_from_checkpoint(ckpt: str | Path, store: str | Path, pairs: Sequence[EvalItem], device: str = "cpu",
+def maps_from_checkpoint(ckpt: str | Path | Any, store: str | Path, pairs: Sequence[EvalItem], device: str = "cpu",
                          batch_size: int = 32, info: dict[str, Any] | None = None,
                          inference: dict[str, Any] | None = None) -> np.ndarray:
-    """Absolute score maps (N, h, w) of a trained model for (video, audio) pairs of a test store.
-
-    `inference` is the eval config's `inference` section (null values keep the checkpoint's settings).
-    Delegates to `avslkit.methods.predict_maps`, imported lazily (torch models load only when needed).
-    `info`, when given, receives which checkpoint file was used, why, and its epoch and step.
+    """Absolute score maps (N, h, w) of a trained model (a run, checkpoint file or loaded task) for
+    (video, audio) pairs of a test store, through `avslkit.inference` (imported lazily: torch models load
+    only when needed). `inference` is the eval config's `inference` section (null values keep the
+    checkpoint's settings). `info`, when given, receives which checkpoint file was used, why, its epoch and step.
     """
-    from avslkit.methods import load_task_for_inference, predict_maps  # noqa: PLC0415
+    from avslkit.inference import load_task_for_inference, predict_maps  # noqa: PLC0415
 
-    task = load_task_for_inference(ckpt, device, inference=inference)
+    task = load_task_for_inference(ckpt, device, inference=inference) if isinstance(ckpt, (str, Path)) else ckpt
     if info is not None:
         recorded = dict(getattr(task, "checkpoint_info", None) or {})
         info.update({"file": Path(recorded.get("path", ckpt)).name, "path": str(recorded.get("path", ckpt)),
                      "why": recorded.get("why"), "epoch": recorded.get("epoch"), "global_step": recorded.get("global_step")})
     return np.asarray(predict_maps(task, store, pairs, device=device, batch_size=batch_size))
+
+
+def checkpoint_inference(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The eval config's `inference` settings that are set (null keeps the checkpoint's own)."""
+    return {k: v for k, v in (cfg.get("inference") or {}).items() if v is not None}
+
+
+def map_source(cfg: dict[str, Any], items: list[EvalItem], task: Any = None,
+               info: dict[str, Any] | None = None) -> tuple[MapSource, list[EvalItem], str]:
+    """Where the maps of an evaluation come from — the one place that decides it, for `avslkit eval` and
+    for `avslkit viz` recomputing maps of an evaluation: exactly one of `maps` (a maps file), `baseline`
+    or `checkpoint` (through `avslkit.inference`; `task`, when given, is that checkpoint already loaded).
+    Returns (source, the items it covers, a description for metrics.json)."""
+    sources = [k for k in ("maps", "baseline", "checkpoint") if cfg.get(k)]
+    if len(sources) != 1:
+        raise AvslError("pass exactly one of --maps MAPS.npz, --baseline center|full|ogl or a checkpoint")
+    if cfg.get("maps"):
+        names, maps = load_maps_npz(cfg["maps"])
+        source, items = npz_source(names, maps, items, bool(cfg.get("skip_missing")), str(cfg["maps"]))
+        return source, items, f"maps:{cfg['maps']}"
+    if cfg.get("baseline"):
+        source = baseline_source(cfg["baseline"], items, cfg.get("test"), cfg.get("ogl_weights"), cfg["device"], cfg["batch_size"])
+        return source, items, f"baseline:{cfg['baseline']}"
+    if cfg.get("test") is None:
+        raise AvslError("evaluating a checkpoint needs the test clips: pass --test STORE.h5")
+    items = items_in_store(items, cfg["test"], bool(cfg.get("skip_missing")))
+    all_maps = maps_from_checkpoint(cfg["checkpoint"] if task is None else task, cfg["test"], items, cfg["device"],
+                                    cfg["batch_size"], info, checkpoint_inference(cfg))
+    return (lambda sel: all_maps[sel]), items, f"checkpoint:{cfg['checkpoint']}"
 
 
 # -- per-sample statistics ------------------------------------------------------------------------------
@@ -218,7 +246,7 @@ def protocol_record(cfg: dict[str, Any], ann: Annotations, source_desc: str) -> 
         "ground_truth": cfg["gt"] if cfg["gt"] != "auto" else ("union" if ann.format == "vggss" else "consensus"),
         "preset": cfg.get("preset"),
         "preset_auto": bool(cfg.get("preset_auto")),
-        "inference": {k: v for k, v in (cfg.get("inference") or {}).items() if v is not None} if cfg.get("checkpoint") else None,
+        "inference": checkpoint_inference(cfg) if cfg.get("checkpoint") else None,
         "gt_size": EVAL_SIZE,
         "upsampling": f"{cfg['upsample']}, align_corners=True (torch.nn.functional.interpolate)",
         "map_scale": cfg["map_scale"] + (f" (S + 1/tau)/(2/tau), tau = {cfg['tau']}" if cfg["map_scale"] == "tau_bounds" else ""),
@@ -296,7 +324,7 @@ def choose_preset(preset: str | None, checkpoint: str | Path | None) -> tuple[st
         return (None if str(preset) == NO_PRESET else str(preset)), False
     if checkpoint is None:
         return None, False
-    from avslkit.methods.inference import OFFICIAL_PRESETS, official_checkpoint_method
+    from avslkit.inference import OFFICIAL_PRESETS, official_checkpoint_method
 
     method = official_checkpoint_method(checkpoint)
     if method is None:
@@ -325,25 +353,7 @@ def run_evaluation(cfg: dict[str, Any], print_table: bool = True, workspace: dic
                           cfg.get("classes"))
     problems = check_boxes(ann, items, bool(cfg.get("strict")))
     checkpoint: dict[str, Any] = {}
-    sources = [k for k in ("maps", "baseline", "checkpoint") if cfg.get(k)]
-    if len(sources) != 1:
-        raise AvslError("pass exactly one of --maps MAPS.npz, --baseline center|full|ogl or a checkpoint")
-    if cfg.get("maps"):
-        names, maps = load_maps_npz(cfg["maps"])
-        source, items = npz_source(names, maps, items, bool(cfg.get("skip_missing")), str(cfg["maps"]))
-        desc = f"maps:{cfg['maps']}"
-    elif cfg.get("baseline"):
-        source = baseline_source(cfg["baseline"], items, cfg.get("test"), cfg.get("ogl_weights"), cfg["device"], cfg["batch_size"])
-        desc = f"baseline:{cfg['baseline']}"
-    else:
-        if cfg.get("test") is None:
-            raise AvslError("evaluating a checkpoint needs the test clips: pass --test STORE.h5")
-        items = items_in_store(items, cfg["test"], bool(cfg.get("skip_missing")))
-        inference = {k: v for k, v in (cfg.get("inference") or {}).items() if v is not None}
-        all_maps = maps_from_checkpoint(cfg["checkpoint"], cfg["test"], items, cfg["device"], cfg["batch_size"], checkpoint,
-                                        inference)
-        source = lambda sel: all_maps[sel]  # noqa: E731
-        desc = f"checkpoint:{cfg['checkpoint']}"
+    source, items, desc = map_source(cfg, items, info=checkpoint)
     if not items:
         raise AvslError("nothing to evaluate (empty test list)")
     stats = compute_stats(items, source, ann, cfg["binarize"], cfg["gt"], cfg["chunk_size"], upsample=cfg["upsample"],
@@ -370,5 +380,5 @@ def run_evaluation(cfg: dict[str, Any], print_table: bool = True, workspace: dic
     return metrics
 
 
-__all__ = ["BASELINES", "BINARIZERS", "choose_preset", "compute_stats", "load_maps_npz", "maps_from_checkpoint", "resolve_items",
+__all__ = ["BASELINES", "BINARIZERS", "choose_preset", "compute_stats", "load_maps_npz", "map_source", "maps_from_checkpoint", "resolve_items",
            "run_evaluation", "write_samples_csv"]

@@ -1,7 +1,9 @@
-"""Training methods as Task objects (registry: `register_method`, `build_task`), and inference loading."""
+"""Training methods as Task objects (registry: `register_method`, `build_task`).
+
+Loading a trained task for inference lives in `avslkit.inference`.
+"""
 
 from avslkit.methods.base import METHODS, Task, build_task, get_method, list_methods, register_method
-from avslkit.methods.inference import load_official_task, load_task_for_inference, predict_maps
 
 __all__ = [
     "METHODS",
@@ -9,9 +11,6 @@ __all__ = [
     "build_task",
     "get_method",
     "list_methods",
-    "load_official_task",
-    "load_task_for_inference",
-    "predict_maps",
     "register_method",
 ]
 

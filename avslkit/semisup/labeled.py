@@ -240,8 +240,7 @@ def read_split(run_dir: str | os.PathLike, all_ids: Sequence[str], exclude_ids: 
 
 def normalised_boxes(entry: Any) -> np.ndarray:
     """K×4 boxes of an annotation in [0, 1] (Flickr boxes live on a 256-pixel grid, annotators pooled)."""
-    boxes = np.asarray(entry.boxes, dtype=np.float64).reshape(-1, 4)
-    return boxes / 256.0 if entry.format == "flickr" else boxes
+    return entry.normalized_boxes()
 
 
 def split_for_run(cfg: Mapping[str, Any] | TrainConfig, method: str, needs_unlabeled: bool, announce: bool = True) -> tuple[LabeledSplit, dict[str, Any]]:

@@ -102,44 +102,41 @@ class EvalRun:
         ann = self.annotations()
         if video not in ann:
             return np.zeros((0, 4))
-        entry = ann[video]
-        boxes = np.asarray(entry.boxes, dtype=np.float64).reshape(-1, 4)
-        if entry.format == "flickr":
-            boxes = boxes / 256.0
+        boxes = ann[video].normalized_boxes()
         keep = np.isfinite(boxes).all(axis=1) & (np.abs(boxes) < 1e6).all(axis=1)  # VGG-SS sentinel boxes
         return np.clip(boxes[keep], 0.0, 1.0)
 
     def task(self, device: str = "cpu") -> Any:
+        """The evaluated checkpoint, loaded once, with the evaluation's `inference` settings."""
         if self._task is None:
-            from avslkit.methods.inference import load_task_for_inference
+            from avslkit.evaluation.runner import checkpoint_inference
+            from avslkit.inference import load_task_for_inference
 
-            self._task = load_task_for_inference(str(self.resolve("checkpoint")), device)
+            self._task = load_task_for_inference(str(self.resolve("checkpoint")), device, inference=checkpoint_inference(self.config))
         return self._task
 
     def maps(self, rows: Sequence[SampleRow], device: str = "cpu", ogl_weights: str | None = None) -> np.ndarray:
-        """Absolute score maps (k, h, w) of `rows`: saved maps, the evaluated npz, or recomputed."""
-        from avslkit.evaluation.baselines import baseline_source
+        """Absolute score maps (k, h, w) of `rows`: the saved maps, else from the evaluation's own source
+        (`evaluation.runner.map_source`: its maps file, baseline or checkpoint), for just these rows."""
         from avslkit.evaluation.items import EvalItem
-        from avslkit.evaluation.runner import load_maps_npz, npz_source
+        from avslkit.evaluation.runner import map_source
 
         items = [EvalItem(r.name, r.video, r.audio, r.kind) for r in rows]
-        sel = np.arange(len(items))
-        for npz in (saved_maps_path(self.metrics_path), self.resolve("maps")):
-            if npz is not None and npz.is_file():
-                names, maps = load_maps_npz(npz)
-                source, _ = npz_source(names, maps, items, False, str(npz))
-                return np.asarray(source(sel), dtype=np.float32)
-        if self.config.get("checkpoint"):
-            from avslkit.methods.inference import predict_maps
-
-            store = self.resolve("test")
-            return predict_maps(self.task(device), str(store), [(it.video, it.audio) for it in items], device=device)
-        if self.config.get("baseline"):
-            source = baseline_source(self.config["baseline"], items, self.resolve("test"),
-                                     ogl_weights or self.config.get("ogl_weights"), device)
-            return np.asarray(source(sel), dtype=np.float32)
-        raise AvslError(f"{self.metrics_path}: cannot find the maps (no {saved_maps_path(self.metrics_path).name}, "
-                        "no --maps file, checkpoint or baseline recorded); re-run eval with --save-maps")
+        saved = saved_maps_path(self.metrics_path)
+        maps_file = saved if saved.is_file() else self.resolve("maps")
+        recorded = {k: self.config.get(k) for k in ("baseline", "checkpoint")}
+        if maps_file is not None and maps_file.is_file():
+            recorded = {"maps": str(maps_file)}
+        elif not any(recorded.values()):
+            raise AvslError(f"{self.metrics_path}: cannot find the maps (no {saved.name}, no --maps file, checkpoint or "
+                            "baseline recorded); re-run eval with --save-maps")
+        cfg = {**self.config, "maps": None, "baseline": None, "checkpoint": None, **recorded, "skip_missing": False,
+               "device": device, "batch_size": int(self.config.get("batch_size") or 32),
+               "test": None if self.resolve("test") is None else str(self.resolve("test")),
+               "ogl_weights": ogl_weights or self.config.get("ogl_weights")}
+        task = self.task(device) if cfg.get("checkpoint") else None
+        source, _, _ = map_source(cfg, items, task=task)
+        return np.asarray(source(np.arange(len(items))), dtype=np.float32)
 
 
 def load_eval(path: str | Path) -> EvalRun:
