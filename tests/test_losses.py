@@ -126,3 +126,20 @@ def test_ezvsl_loss_gradients_flow() -> None:
     loss, _ = ezvsl_loss(v, a, 0.03)
     loss.backward()
     assert v.grad is not None and a.grad is not None and a.grad.abs().sum() > 0
+
+
+def test_ezvsl_loss_terms_is_the_one_ezvsl_loss():
+    """The task's two CE terms (local and gathered negatives) and the model's loss are one function."""
+    from avslkit.losses.ezvsl import ezvsl_loss, ezvsl_loss_terms
+
+    g = torch.Generator().manual_seed(0)
+    v = torch.nn.functional.normalize(torch.randn(4, 8, 3, 3, generator=g), dim=1)
+    a = torch.nn.functional.normalize(torch.randn(4, 8, generator=g), dim=1)
+    rows, cols = ezvsl_loss_terms(v, a, 0.03)
+    loss, _ = ezvsl_loss(v, a, 0.03)
+    assert torch.equal(rows + cols, loss)
+    # a "gathered" batch that is this batch gives the same terms; a larger one adds negatives
+    g_rows, g_cols = ezvsl_loss_terms(v, a, 0.03, v_all=v, a_all=a, labels=torch.arange(4))
+    assert torch.allclose(g_rows, rows) and torch.allclose(g_cols, cols)
+    more_rows, _ = ezvsl_loss_terms(v, a, 0.03, v_all=torch.cat([v, v.flip(0)]), a_all=torch.cat([a, -a]), labels=torch.arange(4))
+    assert not torch.allclose(more_rows, rows)

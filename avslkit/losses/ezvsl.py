@@ -27,9 +27,31 @@ def ezvsl_logits(v: torch.Tensor, a: torch.Tensor, tau: float) -> torch.Tensor:
     return similarity_maps(v, a, tau).flatten(-2).amax(-1)
 
 
+def ezvsl_loss_terms(v: torch.Tensor, a: torch.Tensor, tau: float = 0.03, *, v_all: torch.Tensor | None = None,
+                     a_all: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(CE over rows: image i → its audio, CE over columns: audio j → its image) of EZ-VSL.
+
+    Without `v_all`/`a_all` the negatives are this batch's; with them (features all-gathered across DDP
+    ranks) local images are classified against all audios and local audios against all images, and
+    `labels` gives each local sample's row in the gathered batch.
+    """
+    if v_all is None and a_all is None:
+        rows = ezvsl_logits(v, a, tau)
+        cols = rows.t()
+    else:
+        rows = ezvsl_logits(v, a if a_all is None else a_all, tau)
+        cols = ezvsl_logits(v if v_all is None else v_all, a, tau).t()
+    return _two_way_ce(rows, cols, labels)
+
+
+def _two_way_ce(rows: torch.Tensor, cols: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    if labels is None:
+        labels = torch.arange(rows.shape[0], device=rows.device)
+    return F.cross_entropy(rows, labels), F.cross_entropy(cols, labels)
+
+
 def ezvsl_loss(v: torch.Tensor, a: torch.Tensor, tau: float = 0.03) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss, logits s) of EZ-VSL; v B×C×h×w and a B×C must already be L2-normalised over C."""
     logits = ezvsl_logits(v, a, tau)
-    labels = torch.arange(logits.shape[0], device=logits.device)
-    loss = F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels)
-    return loss, logits
+    loss_rows, loss_cols = _two_way_ce(logits, logits.t(), None)
+    return loss_rows + loss_cols, logits

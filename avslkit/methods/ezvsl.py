@@ -16,12 +16,11 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from avslkit.engine.distributed import gather_with_grad, rank_offset
 from avslkit.errors import AvslError
-from avslkit.losses.ezvsl import ezvsl_logits
+from avslkit.losses.ezvsl import ezvsl_loss_terms
 from avslkit.methods.base import Task, register_method
 
 
@@ -103,14 +102,10 @@ class EZVSLTask(AudioVisualTask):
     def compute_loss(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         spec = self.audio_features(batch["audio"])
         v, a = self.ddp("online")(self._images(batch["image"]), spec)
-        if self.gather_features and self.ctx.distributed:
-            labels = self._labels(v.shape[0])
-            rows = ezvsl_logits(v, gather_with_grad(a), self.tau)  # local images vs all audios
-            cols = ezvsl_logits(gather_with_grad(v), a, self.tau).t()  # local audios vs all images
-            loss_rows, loss_cols = F.cross_entropy(rows, labels), F.cross_entropy(cols, labels)
+        if self.gather_features and self.ctx.distributed:  # negatives span the global batch
+            loss_rows, loss_cols = ezvsl_loss_terms(v, a, self.tau, v_all=gather_with_grad(v), a_all=gather_with_grad(a),
+                                                    labels=self._labels(v.shape[0]))
         else:
-            logits = ezvsl_logits(v, a, self.tau)
-            labels = torch.arange(logits.shape[0], device=logits.device)
-            loss_rows, loss_cols = F.cross_entropy(logits, labels), F.cross_entropy(logits.t(), labels)
+            loss_rows, loss_cols = ezvsl_loss_terms(v, a, self.tau)
         loss = loss_rows + loss_cols
         return loss, {"loss_img2aud": loss_rows.detach(), "loss_aud2img": loss_cols.detach()}
