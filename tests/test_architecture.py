@@ -22,7 +22,8 @@ LAYERS: list[set[str]] = [
     {"engine"},
     {"semisup"},
     {"methods"},
-    {"evaluation", "inference"},
+    {"inference"},  # checkpoint → task (+ OGL) → maps: the one inference path
+    {"evaluation"},
     {"viz", "demo", "synth"},
     {"workflow", "workspace", "training", "app"},
     {"cli", "__main__"},

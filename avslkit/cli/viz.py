@@ -23,7 +23,7 @@ def command(
     binarize: Optional[str] = typer.Option(None, "--binarize", help="Prediction contour rule (default: the evaluation's)."),
     components: bool = typer.Option(False, "--components", help="Also draw AV / OGL / fused grids (checkpoint evaluations)."),
     ogl_weights: Optional[str] = typer.Option(None, "--ogl-weights", help="ImageNet ResNet-18 state dict for OGL (random with a warning if absent)."),
-    fusion: str = typer.Option("slavc", "--fusion", help="Fusion rule of the components grid: slavc | ezvsl."),
+    fusion: Optional[str] = typer.Option(None, "--fusion", help="Fusion rule of the components grid: slavc | ezvsl (default: the method's own, else slavc)."),
     alpha: Optional[float] = typer.Option(None, "--alpha", help="Fusion weight of the AV map (default 0.9 slavc, 0.4 ezvsl)."),
     test: Optional[Path] = typer.Option(None, "--test", help="Test store with the frames (default: the one the evaluation recorded)."),
     annotations: Optional[Path] = typer.Option(None, "--annotations", help="Annotations for the boxes (default: the evaluation's)."),

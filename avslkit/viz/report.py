@@ -41,7 +41,7 @@ class VizOptions:
     binarize: str | None = None  # default: the evaluation's own rule
     components: bool = False  # AV / OGL / fused grid for checkpoint evaluations
     ogl_weights: str | None = None
-    fusion: str = "slavc"
+    fusion: str | None = None  # None: the run's own rule (avslkit.inference.fusion_rule)
     alpha: float | None = None
     device: str = "cpu"
     test: str | None = None  # override the recorded test store
@@ -110,9 +110,11 @@ class _Drawer:
         localizer = Localizer(task, load_ogl(self.opts.ogl_weights, self.opts.device), self.opts.fusion,
                               self.opts.alpha, self.opts.size)
         frames = main.frames([r.video for r in rows])
-        with Store(main.resolve("test")) as s:
-            audio = np.stack([s.audio(s.index_of(r.audio)) for r in rows])
-        sets = localizer.maps(frames, audio)
+        with Store(main.resolve("test")) as s:  # the clips as stored: the maps eval scored
+            jpegs = [s.frame_bytes(s.index_of(r.video)) for r in rows]
+            audio = [s.audio_int16(s.index_of(r.audio)) for r in rows]
+        sets = localizer.maps(jpegs, audio)
+        self.fusion_rule = localizer.rule
         return [[overlays(f, ms, self.opts.size)[k] for k in MAP_KINDS] for f, ms in zip(frames, sets)]
 
 
@@ -264,7 +266,7 @@ def _samples_section(runs: Sequence[EvalRun], labels: Sequence[str], out: Path, 
         if opts.components:
             comp = drawer.components(rows)
             if comp is not None:
-                comp_path = save_png(grid(comp, col_titles=["AV", "OGL", f"fused ({opts.fusion})"]),
+                comp_path = save_png(grid(comp, col_titles=["AV", "OGL", f"fused ({getattr(drawer, 'fusion_rule', opts.fusion)})"]),
                                      out / "grids" / f"{name}_components.png")
                 parts.append(f"<p>AV / OGL / fused:</p><a href='{_link(comp_path, out)}'><img src='{_link(comp_path, out)}' "
                              f"alt='{html.escape(name)} components'></a>")
