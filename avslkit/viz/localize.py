@@ -166,7 +166,7 @@ def localize_video(localizer: Localizer, video: str | Path, out: str | Path, eve
     try:
         duration = media_duration(video)
     except ClipError as exc:
-        raise _clip_error(video, exc) from None
+        raise AvslError(f"{video}: cannot decode video ({exc.reason}); pass a readable video file") from None
     if duration is None:
         raise AvslError(f"{video}: unknown duration; pass --time")
     times = [round(i * every, 6) for i in range(max(1, math.ceil(duration / every - 1e-9)))]
