@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 from avslkit.engine.checkpoint import CHECKPOINT_FORMAT, find_run_checkpoint, load_checkpoint
 from avslkit.engine.distributed import DistContext, resolve_device
 from avslkit.config import ConfigError
+from avslkit.config_spec import train_config
 from avslkit.errors import AvslError
 from avslkit.methods import Task, build_task
 from avslkit.metrics.maps import EVAL_SIZE, confidence, upsample_maps
@@ -79,10 +80,12 @@ def apply_inference_settings(cfg: Mapping[str, Any], inference: Mapping[str, Any
         if key not in INFERENCE_KEYS:
             raise AvslError(f"unknown inference setting '{key}' (known: {', '.join(INFERENCE_KEYS)})")
         path = INFERENCE_KEYS[key]
-        applies = {
-            "use_momentum_eval": "use_momentum_eval" in (cfg.get("model") or {}),
-            "spectrogram_backend": (cfg.get("audio") or {}).get("feature", "spectrogram") == "spectrogram",
-        }.get(key, True)
+        config = train_config(cfg)
+        applies = True
+        if key == "use_momentum_eval":
+            applies = config.model.use_momentum_eval is not None  # None: the method has no momentum encoders
+        elif key == "spectrogram_backend":
+            applies = config.audio.feature == "spectrogram"
         if not applies:
             log.info("inference.%s=%s does not apply to a '%s' checkpoint; ignored", key, value, cfg.get("method"))
             continue

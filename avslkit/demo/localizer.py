@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import PIL.Image
 
+from avslkit.config_spec import train_config
 from avslkit.errors import AvslError
 from avslkit.inference import DEFAULT_FUSION, METHOD_FUSION, Localizer, MapSet, load_ogl
 from avslkit.metrics.maps import confidence
@@ -67,7 +68,7 @@ class DemoLocalizer:
     def __init__(self, localizer: Localizer, *, ogl_random: bool = False, audio_seconds: float = 3.0):
         self.localizer = localizer
         self.task = localizer.task
-        self.method = str(getattr(self.task, "method", "") or self.task.cfg.get("method", ""))
+        self.method = str(getattr(self.task, "method", "") or train_config(self.task.cfg).method or "")
         self.fusion = localizer.rule
         self.default_alpha = localizer.alpha
         self.tau = localizer.tau

@@ -341,9 +341,9 @@ def run_evaluation(cfg: dict[str, Any], print_table: bool = True, workspace: dic
     `workspace` (the avslkit.yaml entries the command used) is recorded in metrics.json as given.
     """
     from avslkit.config import save_config
-    from avslkit.config_spec import check_config
+    from avslkit.config_spec import eval_config
 
-    check_config(cfg, "eval")
+    config = eval_config(cfg)  # typed; one line naming a bad key
     if cfg.get("annotations") is None:
         raise AvslError("pass --annotations (vggss.json or the Flickr annotation directory)")
     if cfg["max_f1"] not in ("published", "full"):
@@ -373,7 +373,7 @@ def run_evaluation(cfg: dict[str, Any], print_table: bool = True, workspace: dic
     write_samples_csv(out.with_suffix(".samples.csv"), items, stats)
     if cfg.get("save_maps"):  # for `avslkit viz`: the maps just scored, without running the model again
         save_maps_npz(out.with_suffix(".maps.npz"), [it.name for it in items], source, cfg["chunk_size"],
-                      cfg.get("save_maps_dtype", "float32"))
+                      config.save_maps_dtype)
     save_config(cfg, out.with_suffix(".config.yaml"))
     if print_table:
         _print_table(metrics, desc, cfg["iou_thresholds"])
