@@ -128,6 +128,12 @@ def read_yaml_mapping(path: Path, expected: str) -> dict[str, Any]:
 PRESET_SECTIONS = ("train", "methods", "eval", "preprocess", "synth")
 
 
+def list_packaged_methods() -> list[str]:
+    """Names of the methods with packaged defaults (`avslkit/configs/methods/*.yaml`), read without
+    importing torch (the CLI's METHOD help text)."""
+    return [n.split("/", 1)[1] for n in list_packaged_configs() if n.startswith("methods/")]
+
+
 def list_presets() -> list[str]:
     """Names of the packaged presets (`avslkit/configs/presets/*.yaml`)."""
     return [n.split("/", 1)[1] for n in list_packaged_configs() if n.startswith("presets/")]

@@ -373,7 +373,7 @@ def test_cli_lists_models() -> None:
 
 
 def test_train_help_names_every_registered_method() -> None:
-    # The METHOD help text is written out (no torch import for --help); it must not drift from the registry.
+    # The METHOD help text comes from the packaged method YAMLs (no torch import for --help); it must name every registered method.
     from avslkit.methods import list_methods
 
     result = runner.invoke(cli_app, ["train", "--help"], env={"COLUMNS": "400"})

@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from avslkit.cli.common import user_errors
+from avslkit.config import list_packaged_methods
 
 
 def _flag_values(**flags: object) -> dict:
@@ -26,7 +27,7 @@ def _flag_values(**flags: object) -> dict:
 
 @user_errors
 def command(
-    method: str = typer.Argument(..., help="Method to train: ezvsl | slavc | dmt | xpl | supervised | naive-ssl | hard-pl."),
+    method: str = typer.Argument(..., help="Method to train: " + " | ".join(list_packaged_methods()) + "."),
     data: Optional[Path] = typer.Option(None, "--data", help="Training store (.h5) from 'avslkit preprocess' (default: the workspace's stores.train)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run directory (config.yaml, log.jsonl, last.pt, best.pt, checkpoints.json). Default: runs/METHOD, then runs/METHOD2, ... in the workspace (with --resume: its latest run)."),
     val: Optional[Path] = typer.Option(None, "--val", help="Validation store (.h5); best.pt is chosen on it."),
