@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
+from avslkit.metrics.detection import NEGATIVE_TYPES, negative_type_positive_sample  # noqa: F401 (re-exported)
 from avslkit.metrics.localization import SIZE_BUCKETS, size_bucket
 from avslkit.metrics.registry import Metric, Subset, metrics
 
@@ -18,7 +19,6 @@ if TYPE_CHECKING:  # only a type here: the numba kernel behind it loads where ma
     from avslkit.metrics.samples import SampleStats
 
 POSITIVE = "positive"
-NEGATIVE_TYPES = ("real", "easy", "hard", "unknown")
 
 
 def _nan_to_none(value: float) -> float | None:
@@ -27,13 +27,6 @@ def _nan_to_none(value: float) -> float | None:
 
 def _block(section_metrics: Sequence[Metric], subset: Subset, iou: float) -> dict[str, Any]:
     return {m.key: _nan_to_none(m.aggregate(subset, iou)) for m in section_metrics}
-
-
-def negative_type_positive_sample(n_positive: int, n: int, seed: int) -> np.ndarray:
-    """Indices (into the positives) of the `n` positives paired with a negative type (seeded, sorted)."""
-    rng = np.random.default_rng(seed)
-    k = min(n, n_positive)
-    return np.sort(rng.choice(n_positive, size=k, replace=False))
 
 
 def summary_options(max_f1_rule: str = "published") -> dict[str, Any]:

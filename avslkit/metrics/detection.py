@@ -13,6 +13,14 @@ from __future__ import annotations
 import numpy as np
 
 MAX_F1_RULES = ("published", "full")
+NEGATIVE_TYPES = ("real", "easy", "hard", "unknown")  # the extended set's negative kinds, each scored with its own positives
+
+
+def negative_type_positive_sample(n_positive: int, n: int, seed: int) -> np.ndarray:
+    """Indices (into the positives) of the `n` positives paired with a negative type (seeded, sorted)."""
+    rng = np.random.default_rng(seed)
+    k = min(n, n_positive)
+    return np.sort(rng.choice(n_positive, size=k, replace=False))
 
 
 def _count_at_least(sorted_values: np.ndarray, thresholds: np.ndarray) -> np.ndarray:

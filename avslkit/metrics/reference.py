@@ -99,7 +99,7 @@ def calc_auc(cious) -> float:
 def summarize_reference(cious, confs, areas, mses, kinds, iou_thresholds=(0.5, 0.75), max_f1_rule="published",
                         seed=0) -> dict:
     """The metrics.json body computed with the per-sample loops above (same layout as evaluation.protocol)."""
-    from avslkit.evaluation.protocol import NEGATIVE_TYPES, negative_type_positive_sample
+    from avslkit.metrics.detection import NEGATIVE_TYPES, negative_type_positive_sample
 
     sizes = {"small": (0, 32**2), "medium": (32**2, 96**2), "large": (96**2, 144**2), "huge": (144**2, float("inf"))}
     positive = [k == "positive" for k in kinds]
